@@ -1,0 +1,1 @@
+"""Frozen data shared by every stage: raw messages, rejections and reason codes."""

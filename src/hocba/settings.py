@@ -1,0 +1,54 @@
+"""Frozen settings: the only place the environment (`HOCBA_*`) is read.
+
+Every component gets a `Settings` object passed in, so tests can build one directly and
+nothing reads `os.environ` behind the caller's back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOCBA_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port of Kafka; unset = start the embedded broker"
+    )
+    clickhouse_url: SecretStr | None = Field(
+        default=None,
+        description="http(s)://user:password@host:8123/ of a ClickHouse server; unset = chDB",
+    )
+    data_dir: Path = Field(default=Path(".hocba"), description="embedded state (chDB, Faust)")
+    trust_dir: Path | None = Field(default=None, description="trust anchors, CRLs, register")
+    reference_dir: Path | None = Field(default=None, description="reference data files")
+
+    submissions_topic: str = "hocba.submissions"
+    dlq_topic: str = "hocba.submissions.dlq"
+    topic_partitions: int = 12
+    consumer_group: str = "hocba-worker"
+    database: str = "hocba"
+
+    batch_max_messages: int = 200
+    batch_max_ms: int = 200
+    max_message_bytes: int = 1_048_576
+    max_records_per_message: int = 5_000
+    clock_skew_s: int = 300
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    broker_session_timeout_s: float = 45.0
+    broker_heartbeat_interval_s: float = 3.0
+    pseudonym_key: SecretStr = SecretStr("hocba-demo-pseudonym-key-change-me")
+    worker_name: str = "hocba-worker"
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir / "chdb"
+
+    @property
+    def faust_dir(self) -> Path:
+        return self.data_dir / "faust"
