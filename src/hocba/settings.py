@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = 45.0
     broker_heartbeat_interval_s: float = 3.0
     pseudonym_key: SecretStr = SecretStr("hocba-demo-pseudonym-key-change-me")
+    keep_identity: bool = Field(
+        default=False, description="store raw personal IDs and names (off: pseudonyms only)"
+    )
     worker_name: str = "hocba-worker"
 
     @property

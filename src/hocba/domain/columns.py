@@ -57,3 +57,79 @@ LANDING_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 RECORD_COLUMNS: tuple[tuple[str, str], ...] = ENRICHED_COLUMNS + LANDING_COLUMNS
+
+# Kafka coordinates are `topic`, `kafka_partition`, `kafka_offset` everywhere: bare `partition`
+# and `offset` are SQL keywords, and one spelling across tables keeps joins obvious.
+SUBMISSION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("submission_id", "String"),
+    ("sender_code", "LowCardinality(String)"),
+    ("vendor", "LowCardinality(String)"),
+    ("signer_fingerprint", "String"),  # sha256 hex of the leaf certificate, '' if unverified
+    ("topic", "LowCardinality(String)"),
+    ("kafka_partition", "UInt16"),
+    ("kafka_offset", "UInt64"),
+    ("outcome", "LowCardinality(String)"),  # accepted | duplicate | partial | dead_lettered
+    ("reason", "LowCardinality(String)"),  # a Reason code, '' when accepted
+    ("records_total", "UInt32"),
+    ("records_landed", "UInt32"),
+    ("records_duplicate", "UInt32"),
+    ("records_stale", "UInt32"),
+    ("records_failed", "UInt32"),
+    ("sent_at", "DateTime64(3, 'UTC')"),
+    ("received_at", "DateTime64(3, 'UTC')"),
+)
+
+DEAD_LETTER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("submission_id", "String"),  # '' when the envelope could not be decoded
+    ("sender_code", "LowCardinality(String)"),
+    ("code", "LowCardinality(String)"),  # a Reason code
+    ("stage", "LowCardinality(String)"),
+    ("detail", "String"),
+    ("record_errors", "String"),  # JSON list of {index, code, detail}
+    ("topic", "LowCardinality(String)"),
+    ("kafka_partition", "UInt16"),
+    ("kafka_offset", "UInt64"),
+    ("failed_at", "DateTime64(3, 'UTC')"),
+    ("worker", "LowCardinality(String)"),
+    ("original_size", "UInt32"),
+)
+
+# Reference tables mirror `hocba.reference.model`, one column per dataclass field.
+PROVINCE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("code", "LowCardinality(String)"),
+    ("name", "String"),
+    ("edition", "UInt16"),
+)
+
+PROVINCE_MAPPING_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("province_code_2024", "LowCardinality(String)"),
+    ("province_code_2025", "LowCardinality(String)"),
+)
+
+SCHOOL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("code", "String"),
+    ("name", "String"),
+    ("levels", "Array(String)"),
+    ("school_type", "LowCardinality(String)"),
+    ("province_code_2024", "LowCardinality(String)"),
+    ("province_code_2025", "LowCardinality(String)"),
+    ("commune_code", "String"),
+)
+
+DEPARTMENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("code", "String"),
+    ("name", "String"),
+    ("edition", "UInt16"),
+    ("province_code", "LowCardinality(String)"),
+    ("valid_from", "Date"),
+    ("valid_to", "Nullable(Date)"),
+    ("account_registered", "Bool"),
+    ("certificate_approved", "Bool"),
+)
+
+EXPECTED_ENROLLMENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("province_code_2024", "LowCardinality(String)"),
+    ("school_year", "LowCardinality(String)"),
+    ("grade", "UInt8"),
+    ("expected", "UInt32"),
+)

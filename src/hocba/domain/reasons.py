@@ -41,6 +41,11 @@ class Reason(StrEnum):
     VALIDATE_ASSESSMENT = "validate.assessment"
     VALIDATE_DAYS_ABSENT = "validate.days_absent"
     VALIDATE_REVISION = "validate.revision"
+    VALIDATE_SUBJECT_NOT_ALLOWED = "validate.subject_not_allowed"
+    VALIDATE_QUALITIES = "validate.qualities"
+    VALIDATE_LEARNING_RESULT = "validate.learning_result"
+    VALIDATE_CONDUCT_RESULT = "validate.conduct_result"
+    VALIDATE_PROMOTION = "validate.promotion"
     ENRICH_UNKNOWN_SCHOOL = "enrich.unknown_school"
     INTERNAL_ERROR = "internal.error"
 

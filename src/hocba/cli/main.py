@@ -1,0 +1,32 @@
+"""`hocba`: one entry point, one module per command group (DESIGN §6)."""
+
+from __future__ import annotations
+
+import typer
+
+from hocba.cli import demo_cmd, lag_cmd, pki_cmd, publish_cmd, stats_cmd, trust_cmd, worker_cmd
+
+app = typer.Typer(
+    name="hocba",
+    help=(
+        "Ingest digital school records (học bạ số): signed Avro submissions on Kafka, "
+        "verified, deduplicated, enriched and landed in ClickHouse.\n\n"
+        "Start with `hocba demo`: it runs everything embedded (broker + chDB) and prints the "
+        "national figures. Settings come from HOCBA_* environment variables "
+        "(see `hocba config show`)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("demo")(demo_cmd.demo)
+app.command("worker")(worker_cmd.worker)
+app.command("publish")(publish_cmd.publish)
+app.command("lag")(lag_cmd.lag)
+app.command("stats")(stats_cmd.stats)
+app.add_typer(pki_cmd.app, name="pki")
+app.add_typer(trust_cmd.app, name="trust")
+app.add_typer(worker_cmd.config_app, name="config")
+
+if __name__ == "__main__":
+    app()

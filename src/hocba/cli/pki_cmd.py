@@ -1,0 +1,47 @@
+"""`hocba pki`: demo certificates for trying the pipeline and for the security tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hocba.cli.errors import friendly
+
+app = typer.Typer(help="Demo PKI: a root and issuing CA and Department certificates.",
+                  no_args_is_help=True)
+
+
+@app.command("demo")
+@friendly
+def demo(
+    out_dir: Path = typer.Argument(Path("pki"), help="directory to write (becomes a trust dir)"),
+    department: list[str] = typer.Option(
+        ["SGD-2024-01"], "--department", "-d",
+        help="Department code to issue a signing certificate for (repeatable)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Create a demo trust dir: root CA, issuing CA, CRL, approved-certificate register,
+    an RSA-2048 leaf per Department, ECDSA P-256 and Ed25519 leaves, and the bad leaves
+    (expired, revoked, untrusted, SHA-1, RSA-1024, unregistered) the tests need.
+
+    Then: HOCBA_TRUST_DIR=pki hocba worker, and sign with
+    `hocba publish --key pki/leaves/<code>.key.pem --chain pki/leaves/<code>.chain.pem`.
+    """
+    from hocba.trust.pki import generate_demo_pki
+
+    pki = generate_demo_pki(out_dir, department)
+    if as_json:
+        typer.echo(json.dumps({name: {"key": str(f.key_path), "chain": str(f.chain_path),
+                                      "department": f.department_code,
+                                      "algorithm": f.algorithm, "fingerprint": f.fingerprint}
+                               for name, f in pki.leaves.items()}))
+        return
+    table = Table("leaf", "department", "algorithm", "key", "chain",
+                  title=f"demo PKI in {out_dir}")
+    for name, f in pki.leaves.items():
+        table.add_row(name, f.department_code, f.algorithm, str(f.key_path), str(f.chain_path))
+    Console().print(table)

@@ -1,0 +1,66 @@
+"""`hocba publish`: the vendor side — JSON lines → signed Avro batches → Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from hocba.cli.errors import UserError, friendly
+from hocba.cli.runtime import load_settings
+from hocba.kafka.producer import Outgoing, bulk_producer, send_all
+from hocba.pipeline.codec import load_registry
+from hocba.publishing import batches, build_submission, encode_payload, record_from_json
+from hocba.trust.signing import load_signer, sign
+
+
+@friendly
+def publish(
+    records_file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                        help="JSON lines, one StudentRecord per line"),
+    key: Path = typer.Option(..., exists=True, help="the Department's private key (PEM)"),
+    chain: Path = typer.Option(..., exists=True, help="its certificate chain (PEM, leaf first)"),
+    sender: str = typer.Option(..., help="the Department's code, e.g. SGD-2024-01"),
+    vendor: str = typer.Option("hocba-cli", help="the publishing system's name"),
+    batch_size: int = typer.Option(50, min=1, help="records per message (per school+class)"),
+    topic: str = typer.Option(None, help="default: HOCBA_SUBMISSIONS_TOPIC"),
+) -> None:
+    """Sign and publish records, one message per class batch.
+
+    Example: HOCBA_KAFKA_BOOTSTRAP=127.0.0.1:9092 hocba publish records.jsonl
+    --key pki/leaves/SGD-2024-01.key.pem --chain pki/leaves/SGD-2024-01.chain.pem
+    --sender SGD-2024-01
+    """
+    settings = load_settings()
+    if not settings.kafka_bootstrap:
+        raise UserError("set HOCBA_KAFKA_BOOTSTRAP to the broker to publish to (host:port)")
+    registry = load_registry()
+    signer = load_signer(key, chain)
+    records = []
+    for number, line in enumerate(records_file.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(record_from_json(json.loads(line)))
+            except (ValueError, TypeError) as exc:
+                raise UserError(f"{records_file}:{number}: not a JSON record ({exc})") from None
+    records.sort(key=lambda r: (r["school_code"], r["class_name"]))
+    messages = []
+    for chunk in batches(records, batch_size):
+        try:
+            payload = encode_payload(registry, chunk)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise UserError(f"a record does not fit the StudentRecord schema: {exc}") from None
+        sid, value = build_submission(
+            registry, payload, sign=lambda p: sign(signer, p), algorithm=signer.algorithm,
+            chain_der=signer.chain_der, sender_code=sender, vendor=vendor)
+        messages.append(Outgoing(sid.encode(), value))
+    asyncio.run(_send(settings.kafka_bootstrap, topic or settings.submissions_topic, messages))
+    Console(stderr=True).print(f"published {len(records)} records in {len(messages)} messages")
+
+
+async def _send(bootstrap: str, topic: str, messages: list[Outgoing]) -> None:
+    async with bulk_producer(bootstrap) as producer:
+        await send_all(producer, topic, messages)

@@ -1,0 +1,51 @@
+"""`hocba worker` (the Faust worker) and `hocba config show`."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import typer
+from rich.console import Console
+
+from hocba.cli.errors import friendly
+from hocba.cli.runtime import create_topics, kafka, load_settings
+
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+
+
+@friendly
+def worker(
+    log_level: str = typer.Option("info", help="debug | info | warning | error"),
+) -> None:
+    """Run the ingestion worker: consume hocba.submissions, land records, dead-letter the rest.
+
+    Reads HOCBA_KAFKA_BOOTSTRAP (unset: starts an embedded broker and prints its address),
+    HOCBA_CLICKHOUSE_URL (unset: chDB under HOCBA_DATA_DIR), HOCBA_TRUST_DIR and
+    HOCBA_REFERENCE_DIR. Stop with Ctrl-C or SIGTERM: the current batch is finished and
+    committed first.
+    """
+    import faust
+
+    from hocba.worker import create_app
+
+    settings = load_settings()
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with kafka(settings) as bootstrap:
+        if not settings.kafka_bootstrap:
+            Console(stderr=True).print(f"embedded broker at {bootstrap}")
+        create_topics(settings, bootstrap)
+        app, _ = create_app(settings, bootstrap)
+        faust.Worker(app, loglevel=log_level, quiet=True).execute_from_commandline()
+
+
+@config_app.command("show")
+def config_show(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Print the effective settings (environment HOCBA_*), secrets masked."""
+    settings = load_settings()
+    data = json.loads(settings.model_dump_json())
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    for name, value in data.items():
+        typer.echo(f"HOCBA_{name.upper()}={'' if value is None else value}")

@@ -1,0 +1,85 @@
+"""Build the pipeline's context from the trust and reference directories, and hot-reload it.
+
+`refresh()` is cheap when nothing changed (it compares fingerprints of the files), so the
+worker calls it every couple of seconds; a change takes effect without a restart. A broken
+trust store or reference file keeps the last good context and says so loudly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from hocba.pipeline.codec import load_registry
+from hocba.pipeline.process import PipelineContext
+from hocba.pipeline.verify import Verifier
+from hocba.reference.loader import load_reference_dir
+from hocba.settings import Settings
+from hocba.trust.store import load_trust_store
+
+log = logging.getLogger("hocba.context")
+
+
+def dir_fingerprint(path: Path | None) -> str:
+    """Names, sizes and mtimes of every file below `path`: changes when any file does."""
+    if path is None or not path.exists():
+        return ""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        digest.update(f"{file}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+class ContextLoader:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = load_registry()
+        self._lock = threading.Lock()
+        self._context: PipelineContext | None = None
+        self._fingerprint = ""
+
+    def _fingerprint_now(self) -> str:
+        return dir_fingerprint(self.settings.trust_dir) + dir_fingerprint(
+            self.settings.reference_dir)
+
+    def _build(self) -> PipelineContext:
+        settings = self.settings
+        if settings.trust_dir is None:
+            raise ValueError("HOCBA_TRUST_DIR is not set: no trust anchors, nothing can verify")
+        trust = load_trust_store(settings.trust_dir)
+        return PipelineContext(
+            registry=self.registry,
+            verifier=Verifier(trust, clock_skew=timedelta(seconds=settings.clock_skew_s)),
+            reference=load_reference_dir(settings.reference_dir),
+            pseudonym_key=settings.pseudonym_key.get_secret_value().encode(),
+            keep_identity=settings.keep_identity,
+            max_message_bytes=settings.max_message_bytes,
+            max_records=settings.max_records_per_message,
+        )
+
+    def current(self) -> PipelineContext:
+        with self._lock:
+            if self._context is None:
+                self._fingerprint = self._fingerprint_now()
+                self._context = self._build()
+            return self._context
+
+    def refresh(self) -> bool:
+        """Reload when the files changed; True when a new context took effect."""
+        fingerprint = self._fingerprint_now()
+        if fingerprint == self._fingerprint:
+            return False
+        try:
+            context = self._build()
+        except Exception as exc:  # keep serving with the last good trust and reference data
+            log.error("reload failed, keeping the previous trust/reference data: %s", exc)
+            self._fingerprint = fingerprint
+            return False
+        with self._lock:
+            self._context, self._fingerprint = context, fingerprint
+        log.info("trust store / reference data reloaded")
+        return True

@@ -1,0 +1,51 @@
+"""Read the dead-letter topic from the start to its current end.
+
+Operators inspect and replay from it, and tests check what landed there (original bytes and
+reason headers), so it is read as plain records, never decoded by the reader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+
+from hocba.kafka.lag import topic_partitions, true_end_offsets
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[DeadLetterRecord]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic)
+        ends = await true_end_offsets(consumer, tps)
+        pending = {tp for tp in tps if ends[tp] > 0}
+        out: list[DeadLetterRecord] = []
+        if not pending:
+            return out
+        consumer.assign(list(pending))
+        await consumer.seek_to_beginning(*pending)
+        while pending:
+            fetched = await consumer.getmany(*pending, timeout_ms=1000)
+            for tp, records in fetched.items():
+                for r in records:
+                    if r.offset < ends[tp]:
+                        out.append(DeadLetterRecord(
+                            tp.partition, r.offset, r.timestamp, r.key, r.value or b"",
+                            {k: v.decode("utf-8", "replace") for k, v in r.headers or ()},
+                        ))
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    pending.discard(tp)
+        return out
+    finally:
+        await consumer.stop()

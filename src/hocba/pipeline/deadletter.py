@@ -1,0 +1,53 @@
+"""Turn a `Rejection` into the dead-letter message of DESIGN §4.
+
+The value is the original bytes, unchanged, and the key the original key, so a replay after
+a fix re-publishes exactly what the vendor sent; everything we know goes in headers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from hocba.domain.messages import Rejection
+
+REPLAY_COUNT = "hocba.replay.count"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+def replay_count(rejection: Rejection) -> int:
+    raw = rejection.message.header(REPLAY_COUNT)
+    try:
+        return int(raw) if raw else 0
+    except ValueError:
+        return 0
+
+
+def record_errors_json(rejection: Rejection) -> str:
+    return json.dumps([{"index": e.index, "code": str(e.code)} for e in rejection.record_errors])
+
+
+def to_dead_letter(rejection: Rejection, worker: str, failed_at: datetime) -> DeadLetter:
+    msg = rejection.message
+    headers: list[tuple[str, str]] = [
+        ("hocba.error.code", str(rejection.code)),
+        ("hocba.error.stage", str(rejection.stage)),
+        ("hocba.error.detail", rejection.detail[:1000]),
+        ("hocba.source.topic", msg.topic),
+        ("hocba.source.partition", str(msg.partition)),
+        ("hocba.source.offset", str(msg.offset)),
+        ("hocba.source.timestamp", str(msg.timestamp_ms)),
+        ("hocba.failed_at", failed_at.astimezone(UTC).isoformat(timespec="milliseconds")),
+        ("hocba.worker", worker),
+        (REPLAY_COUNT, str(replay_count(rejection))),
+    ]
+    if rejection.record_errors:
+        headers.append(("hocba.error.records", record_errors_json(rejection)))
+    return DeadLetter(msg.key, msg.value, tuple((k, v.encode()) for k, v in headers))

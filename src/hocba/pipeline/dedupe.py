@@ -1,0 +1,64 @@
+"""Per-record deduplication against the landed state (DESIGN §5, layer 2).
+
+Given the rows of a batch and, for their keys, the (revision, content hash) already landed,
+each row is new, an exact duplicate (dropped, counted), stale (older revision than landed:
+dropped, counted) or a correction (higher revision: landed). Within one batch only the
+highest revision of a key survives, so the insert never carries two versions of one record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hocba.domain.columns import RECORD_KEY
+
+RecordKey = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    to_land: tuple[Mapping[str, Any], ...]
+    new: int
+    corrections: int
+    duplicates: int
+    stale: int
+
+
+def record_key(row: Mapping[str, Any]) -> RecordKey:
+    return tuple(row[c] for c in RECORD_KEY)
+
+
+def classify(
+    rows: Sequence[Mapping[str, Any]], landed: Mapping[RecordKey, tuple[int, str]]
+) -> Classified:
+    best: dict[RecordKey, Mapping[str, Any]] = {}
+    duplicates = stale = 0
+    for row in rows:
+        key = record_key(row)
+        seen = best.get(key)
+        if seen is None:
+            best[key] = row
+        elif row["revision"] > seen["revision"]:
+            best[key] = row
+            stale += 1
+        elif row["revision"] == seen["revision"]:
+            duplicates += 1
+        else:
+            stale += 1
+    to_land: list[Mapping[str, Any]] = []
+    new = corrections = 0
+    for key, row in best.items():
+        previous = landed.get(key)
+        if previous is None:
+            new += 1
+            to_land.append(row)
+        elif row["revision"] > previous[0]:
+            corrections += 1
+            to_land.append(row)
+        elif row["revision"] == previous[0]:
+            duplicates += 1
+        else:
+            stale += 1
+    return Classified(tuple(to_land), new, corrections, duplicates, stale)

@@ -1,0 +1,87 @@
+"""Run a worker as a separate process and wait until it has drained its input.
+
+The demo, the tests and the benchmark all need "start a real worker, wait until every
+message is landed or dead-lettered, stop it cleanly"; this is that, once. Drained means the
+group's committed offset equals the log end on every partition, which the worker only
+reaches after landing (DESIGN §1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from hocba.kafka.lag import partition_lags, total_lag
+from hocba.settings import Settings
+
+
+class WorkerDiedError(RuntimeError):
+    """The worker process exited before its input was drained."""
+
+
+def settings_env(settings: Settings, bootstrap: str) -> dict[str, str]:
+    """The environment that makes a child process see the same settings."""
+    env = {f"HOCBA_{name.upper()}": str(value) for name, value in settings.model_dump().items()
+           if value is not None and name not in ("clickhouse_url", "pseudonym_key")}
+    env["HOCBA_KAFKA_BOOTSTRAP"] = bootstrap
+    env["HOCBA_PSEUDONYM_KEY"] = settings.pseudonym_key.get_secret_value()
+    if settings.clickhouse_url is not None:
+        env["HOCBA_CLICKHOUSE_URL"] = settings.clickhouse_url.get_secret_value()
+    return env
+
+
+def spawn_worker(settings: Settings, bootstrap: str, log_path: Path,
+                 extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **settings_env(settings, bootstrap), **(extra_env or {})}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our own entry point
+            [sys.executable, "-m", "hocba.cli.main", "worker"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+def stop_worker(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> int:
+    """SIGTERM: the worker finishes its batch, commits and leaves the group."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout_s)
+    return process.returncode
+
+
+def wait_drained(
+    settings: Settings,
+    bootstrap: str,
+    process: subprocess.Popen[bytes] | None,
+    *,
+    timeout_s: float = 600.0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Block until the group's lag on the input topic is zero; report (done, total)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lags = asyncio.run(partition_lags(bootstrap, settings.consumer_group,
+                                          settings.submissions_topic))
+        total = sum(p.end for p in lags)
+        remaining = total_lag(lags)
+        if on_progress is not None:
+            on_progress(total - remaining, total)
+        if remaining == 0 and total > 0:
+            return
+        if process is not None and process.poll() is not None:
+            raise WorkerDiedError(f"the worker exited with code {process.returncode} "
+                                  f"with {remaining} messages not landed")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{remaining} of {total} messages still not landed "
+                               f"after {timeout_s:.0f}s")
+        time.sleep(0.5)

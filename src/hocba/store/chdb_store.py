@@ -1,0 +1,139 @@
+"""The embedded backend: chDB (ClickHouse in-process), persistent under one directory.
+
+chDB facts this class is built around (chdb-core 26.9):
+- One embedded server per process, bound to one directory: further sessions in the same
+  process may open the same directory (they share the server), but a different directory is
+  refused until every session is closed.
+- The server locks `<dir>/status` (flock) and writes its PID there; a second process fails
+  with a bare "Error initializing EmbeddedServer" (the "Cannot lock file" text only reaches
+  stderr), so the lock is probed here to raise `StoreLockedError` naming the holder.
+- Inserts stream Arrow IPC bytes into `INSERT … FORMAT ArrowStream` (`send_insert`), the
+  fastest path measured; the dedup token goes into the INSERT's SETTINGS clause.
+- Query parameters are handed to the engine as text, in the same escaped form a server's
+  HTTP interface takes, so they are encoded with clickhouse-connect's own encoder.
+- Close explicitly: a process that exits with a session open has been seen to segfault.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from chdb import session as chdb_session
+from clickhouse_connect.driver.binding import format_bind_value
+
+from hocba.store.base import (
+    RecordKey,
+    StoreLockedError,
+    check_database,
+    check_table,
+    check_token,
+    fetch_landed_state,
+)
+from hocba.store.schema import schema_statements
+
+# chdb ships no annotations; its objects are handled as Any behind this one typed seam.
+_open_session: Callable[[str], Any] = chdb_session.Session
+
+
+class ChdbStore:
+    """Meant to be owned by one landing thread; other threads (statistics) may share it, their
+    calls are serialised by a lock rather than interleaved on the one engine connection."""
+
+    def __init__(self, path: Path, database: str) -> None:
+        self._path = path
+        self._database = check_database(database)
+        self._lock = threading.Lock()
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            # chDB compares engine paths literally: resolve, so spellings of one dir agree.
+            self._session: Any = _open_session(str(path.resolve()))
+        except RuntimeError as exc:
+            holder = _lock_holder(path)
+            if holder is None:
+                raise
+            raise StoreLockedError(
+                f"chDB store {path} is in use by another process ({holder}); stop it, or "
+                "query it through that process (e.g. the worker's HTTP port)"
+            ) from exc
+
+    def ensure_schema(self) -> None:
+        for statement in schema_statements(self._database):
+            self._run(statement)
+
+    def insert_records(self, table: pa.Table, dedup_token: str) -> None:
+        settings = f"SETTINGS insert_deduplication_token = '{check_token(dedup_token)}'"
+        self._insert("records", table, settings)
+
+    def insert_rows(self, table_name: str, table: pa.Table) -> None:
+        self._insert(check_table(table_name), table, "")
+
+    def landed_state(self, keys: Sequence[RecordKey]) -> dict[RecordKey, tuple[int, str]]:
+        return fetch_landed_state(self.query, self._database, keys)
+
+    def replace_reference(self, table_name: str, table: pa.Table) -> None:
+        check_table(table_name, reference=True)
+        self._run(f"TRUNCATE TABLE `{self._database}`.`{table_name}`")
+        self.insert_rows(table_name, table)
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        params = {k: format_bind_value(v, UTC) for k, v in (parameters or {}).items()}
+        result: pa.Table = self._run(sql, "ArrowTable", params)
+        return result.to_pylist()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    def _insert(self, table_name: str, table: pa.Table, settings: str) -> None:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        columns = ", ".join(f"`{name}`" for name in table.column_names)
+        sql = f"INSERT INTO `{self._database}`.`{table_name}` ({columns}) {settings}"
+        with self._lock:
+            inserter = self._open().send_insert(sql, "ArrowStream")
+            try:
+                inserter.append(sink.getvalue().to_pybytes())
+                inserter.finish()
+            finally:
+                inserter.cancel()  # no-op after finish(); frees the connection on error
+
+    def _run(self, sql: str, fmt: str = "CSV", params: Mapping[str, str] | None = None) -> Any:
+        with self._lock:
+            return self._open().query(sql, fmt, params=dict(params or {}))
+
+    def _open(self) -> Any:
+        if self._session is None:
+            raise RuntimeError(f"chDB store {self._path} is closed")
+        return self._session
+
+
+def _lock_holder(path: Path) -> str | None:
+    """'PID n' of the process holding `<path>/status`, or None if nobody holds it."""
+    status = path / "status"
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise
+        first_line = os.read(fd, 256).decode(errors="replace").splitlines()[:1]
+        return first_line[0] if first_line else "unknown PID"
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -1,0 +1,23 @@
+"""Picks the backend from settings: a ClickHouse server when a URL is configured, else chDB."""
+
+from __future__ import annotations
+
+from hocba.settings import Settings
+from hocba.store.base import Store
+from hocba.store.chdb_store import ChdbStore
+from hocba.store.server_store import ServerStore
+
+
+def open_store(settings: Settings) -> Store:
+    """The store, with its schema in place; the caller owns it and must `close()` it."""
+    store: Store
+    if settings.clickhouse_url is not None:
+        store = ServerStore(settings.clickhouse_url.get_secret_value(), settings.database)
+    else:
+        store = ChdbStore(settings.chdb_path, settings.database)
+    try:
+        store.ensure_schema()
+    except BaseException:
+        store.close()
+        raise
+    return store

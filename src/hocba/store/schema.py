@@ -1,0 +1,110 @@
+"""The ClickHouse DDL, generated from the column tuples in `hocba.domain.columns`.
+
+Plain SQL that runs unchanged on chDB and on a ClickHouse server; every statement is
+`IF NOT EXISTS`, so `ensure_schema()` can run at every start.
+
+Engines:
+- `records`: ReplacingMergeTree(revision) on the record key, so a correction (higher
+  revision) replaces the row under `FINAL`/after merges. `non_replicated_deduplication_window`
+  makes ClickHouse remember the last block ids, so an insert that repeats an
+  `insert_deduplication_token` is dropped (replicated tables do this by default).
+- `submissions`, `dead_letters`: append-only MergeTree audit logs.
+- Reference tables: plain MergeTree, replaced wholesale (`TRUNCATE` + insert) on each load:
+  they are small, always loaded as a complete set, and a replace leaves no stale row that a
+  ReplacingMergeTree would keep until the key is rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hocba.domain.columns import (
+    DEAD_LETTER_COLUMNS,
+    DEPARTMENT_COLUMNS,
+    EXPECTED_ENROLLMENT_COLUMNS,
+    PROVINCE_COLUMNS,
+    PROVINCE_MAPPING_COLUMNS,
+    RECORD_COLUMNS,
+    RECORD_KEY,
+    SCHOOL_COLUMNS,
+    SUBMISSION_COLUMNS,
+)
+
+DEDUP_WINDOW = 10_000  # inserts whose block ids `records` remembers
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    engine: str
+    order_by: tuple[str, ...]
+    partition_by: str = ""
+    settings: str = ""
+    reference: bool = False  # replaced wholesale by `Store.replace_reference`
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec(
+            "records",
+            RECORD_COLUMNS,
+            "ReplacingMergeTree(revision)",
+            RECORD_KEY,
+            partition_by="school_year",
+            settings=f"non_replicated_deduplication_window = {DEDUP_WINDOW}",
+        ),
+        TableSpec(
+            "submissions",
+            SUBMISSION_COLUMNS,
+            "MergeTree",
+            ("sender_code", "received_at", "submission_id"),
+            partition_by="toYYYYMM(received_at)",
+        ),
+        TableSpec(
+            "dead_letters",
+            DEAD_LETTER_COLUMNS,
+            "MergeTree",
+            ("code", "failed_at"),
+            partition_by="toYYYYMM(failed_at)",
+        ),
+        TableSpec("provinces", PROVINCE_COLUMNS, "MergeTree", ("edition", "code"), reference=True),
+        TableSpec(
+            "province_mapping",
+            PROVINCE_MAPPING_COLUMNS,
+            "MergeTree",
+            ("province_code_2024",),
+            reference=True,
+        ),
+        TableSpec("schools", SCHOOL_COLUMNS, "MergeTree", ("code",), reference=True),
+        TableSpec("departments", DEPARTMENT_COLUMNS, "MergeTree", ("code",), reference=True),
+        TableSpec(
+            "expected_enrollment",
+            EXPECTED_ENROLLMENT_COLUMNS,
+            "MergeTree",
+            ("province_code_2024", "school_year", "grade"),
+            reference=True,
+        ),
+    )
+}
+
+
+def create_table_sql(database: str, spec: TableSpec) -> str:
+    columns = ",\n    ".join(f"`{name}` {ch_type}" for name, ch_type in spec.columns)
+    clauses = [
+        f"CREATE TABLE IF NOT EXISTS `{database}`.`{spec.name}` (\n    {columns}\n)",
+        f"ENGINE = {spec.engine}",
+    ]
+    if spec.partition_by:
+        clauses.append(f"PARTITION BY {spec.partition_by}")
+    clauses.append(f"ORDER BY ({', '.join(spec.order_by)})")
+    if spec.settings:
+        clauses.append(f"SETTINGS {spec.settings}")
+    return "\n".join(clauses)
+
+
+def schema_statements(database: str) -> list[str]:
+    return [f"CREATE DATABASE IF NOT EXISTS `{database}`"] + [
+        create_table_sql(database, spec) for spec in TABLES.values()
+    ]

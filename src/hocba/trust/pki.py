@@ -1,0 +1,242 @@
+"""A demo PKI for local runs and tests: a trust dir plus signing material, good and bad.
+
+`out_dir` is laid out as a trust dir (`anchors/`, `crls/`, `register.json`) with the signing
+material beside it (`leaves/<name>.key.pem`, `leaves/<name>.chain.pem`, leaf then issuer) and
+the intermediate in `ca/`, deliberately not in `intermediates/`: senders must ship it in
+their chain, so a leaf-only chain is a real failure. The bad leaves (names in `BAD_LEAVES`)
+share one key: each is wrong for its certificate, not its key, and key generation is the cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import NameOID
+
+from hocba.trust.register import Register, RegisterEntry, add, save_register
+from hocba.trust.signing import SigningKey, algorithm_for
+
+ECDSA, ED25519 = "ecdsa", "ed25519"
+EXPIRED, NOT_YET_VALID, REVOKED, UNTRUSTED = "expired", "not_yet_valid", "revoked", "untrusted"
+SHA1, RSA1024, UNREGISTERED = "sha1", "rsa1024", "unregistered"
+BAD_LEAVES = (EXPIRED, NOT_YET_VALID, REVOKED, UNTRUSTED, SHA1, RSA1024, UNREGISTERED)
+_APPROVED_BAD = (EXPIRED, NOT_YET_VALID, REVOKED)  # so that their own reason is the one seen
+_YEAR = timedelta(days=365)
+# sha256WithRSAEncryption → sha1WithRSAEncryption: same length, differing in the last byte.
+_SHA256_RSA_OID = bytes.fromhex("06092a864886f70d01010b")
+_SHA1_RSA_OID = bytes.fromhex("06092a864886f70d010105")
+
+
+@dataclass(frozen=True, slots=True)
+class LeafFiles:
+    key_path: Path
+    chain_path: Path
+    department_code: str
+    algorithm: str  # Avro SignatureAlgorithm symbol the key signs with
+    fingerprint: str  # SHA-256 of the leaf DER, lowercase hex (the register key)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPki:
+    trust_dir: Path
+    root_path: Path
+    intermediate_path: Path
+    crl_path: Path
+    register_path: Path
+    leaves: Mapping[str, LeafFiles]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ca:
+    key: rsa.RSAPrivateKey
+    cert: x509.Certificate
+
+
+def _name(org: str, common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _rsa(bits: int) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def _issue(
+    subject: x509.Name,
+    public_key: CertificatePublicKeyTypes,
+    issuer: _Ca | tuple[x509.Name, rsa.RSAPrivateKey],
+    validity: tuple[datetime, datetime],
+    *,
+    ca: bool,
+) -> x509.Certificate:
+    """A certificate; `issuer` is a CA, or (own name, own key) for a self-signed root."""
+    issuer_name, issuer_key = (
+        (issuer.cert.subject, issuer.key) if isinstance(issuer, _Ca) else issuer
+    )
+    usage = x509.KeyUsage(
+        digital_signature=not ca, content_commitment=not ca, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(validity[0])
+        .not_valid_after(validity[1])
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+    if isinstance(issuer, _Ca):
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key())
+        builder = builder.add_extension(aki, critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _ca(name: x509.Name, bits: int, parent: _Ca | None, validity: tuple[datetime, datetime]) -> _Ca:
+    key = _rsa(bits)
+    return _Ca(key, _issue(name, key.public_key(), parent or (name, key), validity, ca=True))
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    if size < 0x80:
+        return bytes([tag, size]) + body
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(octets)]) + octets + body
+
+
+def _resigned_sha1(cert: x509.Certificate, issuer: _Ca) -> x509.Certificate:
+    """`cert` re-signed with SHA-1, which `CertificateBuilder` no longer allows."""
+    tbs = cert.tbs_certificate_bytes.replace(_SHA256_RSA_OID, _SHA1_RSA_OID, 1)
+    signature = issuer.key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
+    algorithm = _der(0x30, _SHA1_RSA_OID + b"\x05\x00")
+    der = _der(0x30, tbs + algorithm + _der(0x03, b"\x00" + signature))
+    return x509.load_der_x509_certificate(der)
+
+
+def _pem(path: Path, *blobs: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(blobs))
+    return path
+
+
+def _write_leaf(
+    out_dir: Path, name: str, code: str, key: SigningKey, chain: tuple[x509.Certificate, ...]
+) -> LeafFiles:
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return LeafFiles(
+        key_path=_pem(out_dir / "leaves" / f"{name}.key.pem", key_pem),
+        chain_path=_pem(
+            out_dir / "leaves" / f"{name}.chain.pem", *(c.public_bytes(pem) for c in chain)
+        ),
+        department_code=code,
+        algorithm=algorithm_for(key),
+        fingerprint=chain[0].fingerprint(hashes.SHA256()).hex(),
+    )
+
+
+class _Spec(NamedTuple):
+    name: str
+    department_code: str
+    key: SigningKey
+    cert: x509.Certificate
+    issuer: _Ca
+
+
+def _leaf_specs(codes: Sequence[str], issuing: _Ca, now: datetime) -> list[_Spec]:
+    first, good = codes[0], (now - timedelta(days=1), now + 2 * _YEAR)
+    rogue = _ca(_name("Untrusted (demo)", "untrusted root CA"), 2048, None, _ca_validity(now))
+    spare, weak = _rsa(2048), _rsa(1024)
+
+    def leaf(name: str, key: SigningKey, validity: tuple[datetime, datetime] = good) -> _Spec:
+        code = name if name in codes else first
+        ca = rogue if name == UNTRUSTED else issuing
+        cert = _issue(_name(f"Sở GD&ĐT {code}", code), key.public_key(), ca, validity, ca=False)
+        return _Spec(name, code, key, _resigned_sha1(cert, ca) if name == SHA1 else cert, ca)
+
+    return [
+        *(leaf(code, _rsa(2048)) for code in codes),
+        leaf(ECDSA, ec.generate_private_key(ec.SECP256R1())),
+        leaf(ED25519, ed25519.Ed25519PrivateKey.generate()),
+        leaf(EXPIRED, spare, (now - 2 * _YEAR, now - _YEAR)),
+        leaf(NOT_YET_VALID, spare, (now + _YEAR, now + 2 * _YEAR)),
+        *(leaf(name, spare) for name in (REVOKED, UNREGISTERED, SHA1, UNTRUSTED)),
+        leaf(RSA1024, weak),
+    ]
+
+
+def _ca_validity(now: datetime) -> tuple[datetime, datetime]:
+    """Wide enough to cover the expired and not-yet-valid leaves' periods."""
+    return now - 3 * _YEAR, now + 10 * _YEAR
+
+
+def _crl(issuer: _Ca, serial: int, now: datetime) -> x509.CertificateRevocationList:
+    revoked = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(serial)
+        .revocation_date(now - timedelta(hours=1))
+        .build()
+    )
+    return (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(now - timedelta(days=1))
+        .next_update(now + timedelta(days=30))
+        .add_revoked_certificate(revoked)
+        .sign(issuer.key, hashes.SHA256())
+    )
+
+
+def generate_demo_pki(
+    out_dir: Path, department_codes: Sequence[str], *, now: datetime | None = None
+) -> DemoPki:
+    if not department_codes:
+        raise ValueError("at least one department code is needed")
+    now = now or datetime.now(UTC)
+    ministry = "Bộ GD&ĐT (demo)"
+    root = _ca(_name(ministry, "hocba demo root CA"), 3072, None, _ca_validity(now))
+    issuing = _ca(_name(ministry, "hocba demo issuing CA"), 2048, root, _ca_validity(now))
+    specs = _leaf_specs(department_codes, issuing, now)
+    leaves = {
+        s.name: _write_leaf(out_dir, s.name, s.department_code, s.key, (s.cert, s.issuer.cert))
+        for s in specs
+    }
+    register = Register()
+    for name in (*department_codes, ECDSA, ED25519, *_APPROVED_BAD):
+        entry = RegisterEntry(leaves[name].department_code, now.date())
+        register = add(register, leaves[name].fingerprint, entry)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_register(out_dir / "register.json", register)
+    revoked = next(s.cert.serial_number for s in specs if s.name == REVOKED)
+    pem = serialization.Encoding.PEM
+    return DemoPki(
+        trust_dir=out_dir,
+        root_path=_pem(out_dir / "anchors" / "root.pem", root.cert.public_bytes(pem)),
+        intermediate_path=_pem(out_dir / "ca" / "intermediate.pem", issuing.cert.public_bytes(pem)),
+        crl_path=_pem(
+            out_dir / "crls" / "intermediate.crl.pem", _crl(issuing, revoked, now).public_bytes(pem)
+        ),
+        register_path=out_dir / "register.json",
+        leaves=MappingProxyType(leaves),
+    )

@@ -1,0 +1,100 @@
+"""Signing and checking the envelope signature over exactly the `payload` bytes (DESIGN §2).
+
+Both sides live here so that the vendor's publisher and the verify stage cannot disagree on
+padding, hash or encoding: the `signature_algorithm` enum symbol fully determines them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+RSA_PKCS1V15_SHA256 = "RSA_PKCS1V15_SHA256"
+RSA_PSS_SHA256 = "RSA_PSS_SHA256"
+ECDSA_P256_SHA256 = "ECDSA_P256_SHA256"
+ED25519 = "ED25519"
+
+# PSS with MGF1-SHA256: signing uses the digest length as salt, checking accepts any salt length.
+_PSS_SIGN = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+_PSS_CHECK = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    private_key: SigningKey
+    chain_der: tuple[bytes, ...]
+    algorithm: str
+
+
+def key_matches(algorithm: str, public_key: CertificatePublicKeyTypes) -> bool:
+    """Whether a leaf key can have produced a signature declared as `algorithm`."""
+    if algorithm in (RSA_PKCS1V15_SHA256, RSA_PSS_SHA256):
+        return isinstance(public_key, rsa.RSAPublicKey)
+    if algorithm == ECDSA_P256_SHA256:
+        return isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(
+            public_key.curve, ec.SECP256R1
+        )
+    return algorithm == ED25519 and isinstance(public_key, ed25519.Ed25519PublicKey)
+
+
+def algorithm_for(key: SigningKey, *, rsa_pss: bool = False) -> str:
+    """The envelope's `signature_algorithm` symbol a key signs with."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return RSA_PSS_SHA256 if rsa_pss else RSA_PKCS1V15_SHA256
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return ECDSA_P256_SHA256
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return ED25519
+    raise ValueError(f"no allowed signature algorithm for a {type(key).__name__}")
+
+
+def load_signer(key_path: Path, chain_path: Path, *, rsa_pss: bool = False) -> Signer:
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(
+        key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    ):
+        raise ValueError(f"{key_path}: a {type(key).__name__} cannot sign submissions")
+    chain = tuple(
+        c.public_bytes(serialization.Encoding.DER)
+        for c in x509.load_pem_x509_certificates(chain_path.read_bytes())
+    )
+    return Signer(key, chain, algorithm_for(key, rsa_pss=rsa_pss))
+
+
+def sign(signer: Signer, payload: bytes) -> bytes:
+    key = signer.private_key
+    if isinstance(key, rsa.RSAPrivateKey):
+        pad = _PSS_SIGN if signer.algorithm == RSA_PSS_SHA256 else padding.PKCS1v15()
+        return key.sign(payload, pad, hashes.SHA256())
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    return key.sign(payload)
+
+
+def signature_valid(
+    algorithm: str, public_key: CertificatePublicKeyTypes, payload: bytes, signature: bytes
+) -> bool:
+    """Check `signature`; a key that does not match `algorithm` is simply invalid."""
+    if not key_matches(algorithm, public_key):
+        return False
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey):
+            pad = _PSS_CHECK if algorithm == RSA_PSS_SHA256 else padding.PKCS1v15()
+            public_key.verify(signature, payload, pad, hashes.SHA256())
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(public_key, ed25519.Ed25519PublicKey):
+            public_key.verify(signature, payload)
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True

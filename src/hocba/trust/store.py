@@ -1,0 +1,111 @@
+"""The trust store: anchors, optional intermediates, CRLs and the approved-certificate register.
+
+Layout of a trust dir: `anchors/*.pem`, `intermediates/*.pem` (may be empty: senders normally
+ship their intermediates in the chain), `crls/*.pem`, `register.json`. Path validation is
+RFC 5280 as implemented by `cryptography.x509.verification`; we only relax the end-entity
+profile, because a document-signing leaf has no SAN and any (or no) EKU (DESIGN §10).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
+
+from hocba.trust.register import Register, load_register
+
+_EE_POLICY = (
+    ExtensionPolicy.webpki_defaults_ee()
+    .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+    .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None)
+)
+_CA_POLICY = ExtensionPolicy.webpki_defaults_ca()
+
+
+@dataclass(frozen=True, slots=True)
+class TrustStore:
+    anchors: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...]
+    crls: tuple[x509.CertificateRevocationList, ...]
+    register: Register
+    fingerprint: str
+    anchor_store: Store
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.pem")) if directory.is_dir() else []
+
+
+def _trust_files(trust_dir: Path) -> list[Path]:
+    register = trust_dir / "register.json"
+    pems = [p for sub in ("anchors", "intermediates", "crls") for p in _files(trust_dir / sub)]
+    return pems + ([register] if register.is_file() else [])
+
+
+def fingerprint_trust_dir(trust_dir: Path) -> str:
+    """SHA-256 over the names and contents of the files a store is loaded from.
+
+    Cheap enough to poll: a worker compares it with `TrustStore.fingerprint` and reloads
+    (building a new verifier, hence a fresh cache) when it differs.
+    """
+    digest = hashlib.sha256()
+    for path in _trust_files(trust_dir):
+        body = path.read_bytes()
+        name = path.relative_to(trust_dir).as_posix().encode()
+        digest.update(len(name).to_bytes(4, "big") + name + len(body).to_bytes(8, "big") + body)
+    return digest.hexdigest()
+
+
+def load_trust_store(trust_dir: Path) -> TrustStore:
+    anchors = tuple(
+        c
+        for p in _files(trust_dir / "anchors")
+        for c in x509.load_pem_x509_certificates(p.read_bytes())
+    )
+    if not anchors:
+        raise ValueError(f"{trust_dir}: no trust anchors in anchors/*.pem")
+    register_path = trust_dir / "register.json"
+    return TrustStore(
+        anchors=anchors,
+        intermediates=tuple(
+            c
+            for p in _files(trust_dir / "intermediates")
+            for c in x509.load_pem_x509_certificates(p.read_bytes())
+        ),
+        crls=tuple(x509.load_pem_x509_crl(p.read_bytes()) for p in _files(trust_dir / "crls")),
+        register=load_register(register_path) if register_path.is_file() else Register(),
+        fingerprint=fingerprint_trust_dir(trust_dir),
+        anchor_store=Store(list(anchors)),
+    )
+
+
+def build_chain(
+    store: TrustStore, leaf: x509.Certificate, presented: Sequence[x509.Certificate], at: datetime
+) -> list[x509.Certificate]:
+    """The validated path leaf → anchor; raises `VerificationError` when there is none."""
+    verifier = (
+        PolicyBuilder()
+        .store(store.anchor_store)
+        .time(at)
+        .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
+        .build_client_verifier()
+    )
+    return verifier.verify(leaf, [*presented, *store.intermediates]).chain
+
+
+def revoked_in(store: TrustStore, chain: Sequence[x509.Certificate]) -> x509.Certificate | None:
+    """The first certificate of a validated chain listed in a CRL signed by its issuer."""
+    for cert, issuer in zip(chain, [*chain[1:], chain[-1]], strict=True):
+        for crl in store.crls:
+            if (
+                crl.issuer == cert.issuer
+                and crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+                and crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+            ):
+                return cert
+    return None

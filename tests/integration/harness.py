@@ -1,0 +1,63 @@
+"""Run the real pipeline for a test: publish, worker process until drained, read results."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from hocba.kafka.dlq import DeadLetterRecord, read_topic
+from hocba.kafka.producer import Outgoing, bulk_producer, send_all
+from hocba.kafka.topics import ensure_topics
+from hocba.reference.model import ReferenceData
+from hocba.reference.tables import reference_tables
+from hocba.runner import spawn_worker, stop_worker, wait_drained
+from hocba.settings import Settings
+from hocba.store.base import Store
+from hocba.store.factory import open_store
+
+
+@dataclass(frozen=True)
+class Run:
+    settings: Settings
+    dead_letters: list[DeadLetterRecord]
+    worker_exit_code: int
+
+
+def load_reference(settings: Settings, reference: ReferenceData) -> None:
+    store = open_store(settings)
+    try:
+        for name, table in reference_tables(reference).items():
+            store.replace_reference(name, table)
+    finally:
+        store.close()
+
+
+async def publish(bootstrap: str, settings: Settings, messages: Sequence[Outgoing]) -> None:
+    await ensure_topics(bootstrap, [settings.submissions_topic, settings.dlq_topic],
+                        settings.topic_partitions)
+    async with bulk_producer(bootstrap) as producer:
+        await send_all(producer, settings.submissions_topic, messages)
+
+
+def run_pipeline(settings: Settings, bootstrap: str, messages: Sequence[Outgoing],
+                 log_path: Path, timeout_s: float = 180) -> Run:
+    asyncio.run(publish(bootstrap, settings, messages))
+    worker = spawn_worker(settings, bootstrap, log_path)
+    try:
+        wait_drained(settings, bootstrap, worker, timeout_s=timeout_s)
+    finally:
+        code = stop_worker(worker)
+    return Run(settings, asyncio.run(read_topic(bootstrap, settings.dlq_topic)), code)
+
+
+def query(settings: Settings, sql: str) -> list[dict[str, object]]:
+    store: Store = open_store(settings)
+    try:
+        return store.query(sql.replace("{db}", settings.database))
+    finally:
+        store.close()
+
+
+__all__ = ["Run", "load_reference", "query", "replace", "run_pipeline"]

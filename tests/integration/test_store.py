@@ -1,0 +1,217 @@
+"""Both store backends against a real engine.
+
+`chdb` is the embedded store; `client-on-chdb` drives `ServerStore`'s clickhouse-connect
+calls against the chDB engine (clickhouse-connect's `chdb://` DSN), so its insert/query
+code runs here too; `server` needs a real ClickHouse at HOCBA_CLICKHOUSE_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+import pytest
+
+from hocba.domain.columns import PROVINCE_COLUMNS, RECORD_COLUMNS, SUBMISSION_COLUMNS
+from hocba.pipeline.rows import arrow_table, dedup_token, records_table
+from hocba.settings import Settings
+from hocba.store.base import Store
+from hocba.store.chdb_store import ChdbStore
+from hocba.store.factory import open_store
+from hocba.store.schema import TABLES
+from hocba.store.server_store import ServerStore
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2025, 9, 5, 8, 0, 0, 125000, tzinfo=UTC)
+_DEFAULTS: dict[str, Any] = {
+    "String": "x",
+    "UInt8": 3,
+    "UInt16": 7,
+    "UInt32": 1,
+    "UInt64": 42,
+    "Bool": True,
+    "DateTime64(3, 'UTC')": NOW,
+    "Date": date(2025, 1, 1),
+}
+
+
+def _default(clickhouse_type: str) -> Any:
+    core = clickhouse_type
+    if core.startswith("LowCardinality("):
+        core = core[len("LowCardinality(") : -1]
+    if core.startswith("Nullable("):
+        return None
+    if core.startswith("Array("):
+        return []
+    return _DEFAULTS[core]
+
+
+def record(student: str, revision: int = 1, content_hash: str = "h1") -> dict[str, Any]:
+    row = {name: _default(ch_type) for name, ch_type in RECORD_COLUMNS}
+    row.update(school_year="2024-2025", school_code="79000701", grade=3, student_key=student)
+    row.update(revision=revision, content_hash=content_hash, subject_scores=[8.5, None])
+    return row
+
+
+def key(row: dict[str, Any]) -> tuple[str, str, int, str]:
+    return (row["school_year"], row["school_code"], row["grade"], row["student_key"])
+
+
+def land(store: Store, rows: list[dict[str, Any]]) -> None:
+    store.insert_records(records_table(rows), dedup_token(rows))
+
+
+def count(store: Store, database: str, final: bool = False) -> int:
+    rows = store.query(f"SELECT count() AS n FROM {database}.records {'FINAL' if final else ''}")
+    return int(rows[0]["n"])
+
+
+@pytest.fixture
+def database() -> str:
+    return f"hocba_test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["chdb", "client-on-chdb", pytest.param("server", marks=pytest.mark.server)])
+def store(request: pytest.FixtureRequest, tmp_path: Path, database: str) -> Iterator[Store]:
+    url = os.environ.get("HOCBA_CLICKHOUSE_URL", "")
+    if request.param == "chdb":
+        opened: Store = ChdbStore(tmp_path / "chdb", database)
+    elif request.param == "client-on-chdb":
+        opened = ServerStore(f"chdb://{tmp_path / 'chdb'}", database)
+    elif url:
+        opened = ServerStore(url, database)
+    else:
+        pytest.skip("HOCBA_CLICKHOUSE_URL not set: ClickHouse server backend not tested")
+    opened.ensure_schema()
+    yield opened
+    opened.close()
+    if request.param == "server":
+        admin = clickhouse_connect.get_client(dsn=url)
+        admin.command(f"DROP DATABASE IF EXISTS {database}")
+        admin.close()
+
+
+def test_schema_is_created_idempotently(store: Store, database: str) -> None:
+    store.ensure_schema()
+    rows = store.query(
+        "SELECT name, engine FROM system.tables WHERE database = {db:String}", {"db": database}
+    )
+    engines = {r["name"]: r["engine"] for r in rows}
+    assert set(engines) == set(TABLES)
+    assert engines["records"] == "ReplacingMergeTree"
+
+
+def test_landed_state_gives_max_revision_and_its_hash(store: Store) -> None:
+    a1, b1 = record("a", 1, "a-1"), record("b", 1, "b-1")
+    land(store, [a1, b1])
+    land(store, [record("a", 2, "a-2")])
+    missing = (*key(a1)[:3], "nobody")
+    assert store.landed_state([key(a1), key(b1), missing]) == {
+        key(a1): (2, "a-2"),
+        key(b1): (1, "b-1"),
+    }
+    assert store.landed_state([]) == {}
+
+
+def test_redelivered_batch_with_same_token_is_dropped(store: Store, database: str) -> None:
+    rows = [record(f"s{i}") for i in range(50)]
+    land(store, rows)
+    redelivered = [{**r, "kafka_offset": 999} for r in reversed(rows)]
+    land(store, redelivered)
+    assert count(store, database) == 50  # no FINAL: the insert itself was dropped
+
+
+def test_same_rows_under_another_token_collapse_under_final(store: Store, database: str) -> None:
+    rows = [record(f"s{i}") for i in range(10)]
+    land(store, rows)
+    store.insert_records(records_table(rows), "another-token")
+    assert count(store, database) == 20
+    assert count(store, database, final=True) == 10
+
+
+def test_correction_replaces_the_row_under_final(store: Store, database: str) -> None:
+    land(store, [record("a", 1, "old"), record("b", 1, "b")])
+    land(store, [record("a", 2, "new")])
+    rows = store.query(
+        f"SELECT student_key, revision, content_hash, subject_scores, sent_at"
+        f" FROM {database}.records FINAL ORDER BY student_key"
+    )
+    assert [(r["student_key"], r["revision"], r["content_hash"]) for r in rows] == [
+        ("a", 2, "new"),
+        ("b", 1, "b"),
+    ]
+    assert rows[0]["subject_scores"] == [8.5, None]
+    assert rows[0]["sent_at"] == NOW
+
+
+def test_reference_replace_leaves_only_the_new_set(store: Store, database: str) -> None:
+    old = [
+        {"code": "01", "name": "Hà Nội", "edition": 2024},
+        {"code": "02", "name": "X", "edition": 2024},
+    ]
+    new = [{"code": "01", "name": "Thành phố Hà Nội", "edition": 2025}]
+    store.replace_reference("provinces", arrow_table(PROVINCE_COLUMNS, old))
+    store.replace_reference("provinces", arrow_table(PROVINCE_COLUMNS, new))
+    assert store.query(f"SELECT code, name, edition FROM {database}.provinces") == new
+
+
+def test_only_reference_tables_can_be_replaced(store: Store) -> None:
+    with pytest.raises(ValueError, match="unknown reference table 'records'"):
+        store.replace_reference("records", records_table([record("a")]))
+
+
+def test_audit_rows_round_trip(store: Store, database: str) -> None:
+    row = {name: _default(ch_type) for name, ch_type in SUBMISSION_COLUMNS}
+    row.update(submission_id="sub-1", outcome="accepted", kafka_offset=2**40)
+    store.insert_rows("submissions", arrow_table(SUBMISSION_COLUMNS, [row]))
+    rows = store.query(
+        f"SELECT * FROM {database}.submissions WHERE submission_id = {{id:String}}", {"id": "sub-1"}
+    )
+    assert rows == [row]
+
+
+def test_unsafe_token_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="deduplication token"):
+        store.insert_records(records_table([record("a")]), "x' , max_threads = '1")
+
+
+def test_second_process_gets_store_locked_error(tmp_path: Path) -> None:
+    path = tmp_path / "chdb"
+    holder = ChdbStore(path, "hocba")
+    try:
+        code = (
+            "import sys; from pathlib import Path\n"
+            "from hocba.store.chdb_store import ChdbStore\n"
+            "from hocba.store.base import StoreLockedError\n"
+            "try:\n"
+            "    ChdbStore(Path(sys.argv[1]), 'hocba')\n"
+            "except StoreLockedError as exc:\n"
+            "    print(exc)\n"
+            "    sys.exit(3)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120
+        )
+    finally:
+        holder.close()
+    assert done.returncode == 3, done.stderr
+    assert str(path) in done.stdout
+    assert f"PID: {os.getpid()}" in done.stdout
+
+
+def test_open_store_defaults_to_chdb_with_schema(tmp_path: Path) -> None:
+    store = open_store(Settings(data_dir=tmp_path, database="hocba_factory"))
+    try:
+        assert isinstance(store, ChdbStore)
+        assert store.query("SELECT count() AS n FROM hocba_factory.records") == [{"n": 0}]
+    finally:
+        store.close()
+    assert (tmp_path / "chdb").is_dir()

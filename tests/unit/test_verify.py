@@ -1,0 +1,226 @@
+"""The verify stage: every good algorithm passes, every bad case fails with its own reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hocba.domain.messages import Submission
+from hocba.domain.reasons import Reason
+from hocba.pipeline.verify import Verifier, VerifyFailure, VerifyOk, VerifyResult
+from hocba.trust import pki as demo
+from hocba.trust.pki import DemoPki, generate_demo_pki
+from hocba.trust.register import CertStatus, set_status
+from hocba.trust.signing import Signer, load_signer, sign
+from hocba.trust.store import TrustStore, load_trust_store
+
+CODES = ("SGD-2024-01", "SGD-2024-79")
+NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+PAYLOAD = b"\xc3\x01 one single-object-encoded RecordBatch"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
+    return generate_demo_pki(tmp_path_factory.mktemp("pki"), CODES, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def store(pki: DemoPki) -> TrustStore:
+    return load_trust_store(pki.trust_dir)
+
+
+@pytest.fixture
+def verifier(store: TrustStore) -> Verifier:
+    return Verifier(store, clock_skew=timedelta(minutes=5))
+
+
+@functools.cache
+def _signer(key_path: Path, chain_path: Path, rsa_pss: bool) -> Signer:
+    return load_signer(key_path, chain_path, rsa_pss=rsa_pss)  # RSA key loading is slow
+
+
+def submission(pki: DemoPki, name: str, *, rsa_pss: bool = False, **changes: object) -> Submission:
+    """A correctly signed submission from leaf `name`, then with `changes` applied."""
+    leaf = pki.leaves[name]
+    signer = _signer(leaf.key_path, leaf.chain_path, rsa_pss)
+    signed = Submission(
+        submission_id="9b2f6c1e-0000-4000-8000-000000000001",
+        sender_code=leaf.department_code,
+        vendor="vendor-a",
+        sent_at_ms=int(NOW.timestamp() * 1000),
+        payload=PAYLOAD,
+        signature=sign(signer, PAYLOAD),
+        signature_algorithm=signer.algorithm,
+        certificate_chain=signer.chain_der,
+    )
+    return dataclasses.replace(signed, **changes)  # type: ignore[arg-type]
+
+
+def reason(result: VerifyResult) -> Reason | None:
+    return result.reason if isinstance(result, VerifyFailure) else None
+
+
+@pytest.mark.parametrize(
+    ("name", "rsa_pss"),
+    [
+        (CODES[0], False),
+        (CODES[1], False),
+        (CODES[0], True),
+        (demo.ECDSA, False),
+        (demo.ED25519, False),
+    ],
+)
+def test_good_submissions_are_accepted(
+    pki: DemoPki, verifier: Verifier, name: str, rsa_pss: bool
+) -> None:
+    result = verifier.verify(submission(pki, name, rsa_pss=rsa_pss), NOW)
+    leaf = pki.leaves[name]
+    assert result == VerifyOk(leaf.fingerprint, leaf.department_code)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (demo.UNTRUSTED, Reason.VERIFY_CHAIN_UNTRUSTED),
+        (demo.EXPIRED, Reason.VERIFY_CERT_EXPIRED),
+        (demo.NOT_YET_VALID, Reason.VERIFY_CERT_NOT_YET_VALID),
+        (demo.REVOKED, Reason.VERIFY_CERT_REVOKED),
+        (demo.SHA1, Reason.VERIFY_ALGORITHM_FORBIDDEN),
+        (demo.RSA1024, Reason.VERIFY_KEY_TOO_WEAK),
+        (demo.UNREGISTERED, Reason.VERIFY_CERT_NOT_APPROVED),
+    ],
+)
+def test_bad_certificates_fail_with_their_reason(
+    pki: DemoPki, verifier: Verifier, name: str, expected: Reason
+) -> None:
+    assert reason(verifier.verify(submission(pki, name), NOW)) is expected
+
+
+def test_tampered_payload_and_signature_are_invalid(pki: DemoPki, verifier: Verifier) -> None:
+    good = submission(pki, CODES[0])
+    flipped = bytes([good.signature[0] ^ 1]) + good.signature[1:]
+    tampered_payload = dataclasses.replace(good, payload=PAYLOAD + b" ")
+    tampered_signature = dataclasses.replace(good, signature=flipped)
+    assert reason(verifier.verify(tampered_payload, NOW)) is Reason.VERIFY_SIGNATURE_INVALID
+    assert reason(verifier.verify(tampered_signature, NOW)) is Reason.VERIFY_SIGNATURE_INVALID
+
+
+def test_another_departments_key_under_the_victims_chain_is_invalid(
+    pki: DemoPki, verifier: Verifier
+) -> None:
+    victim = submission(pki, CODES[0])
+    forged = submission(
+        pki, CODES[1], sender_code=CODES[0], certificate_chain=victim.certificate_chain
+    )
+    assert reason(verifier.verify(forged, NOW)) is Reason.VERIFY_SIGNATURE_INVALID
+
+
+def test_missing_intermediate_is_untrusted(pki: DemoPki, verifier: Verifier) -> None:
+    good = submission(pki, CODES[0])
+    leaf_only = dataclasses.replace(good, certificate_chain=good.certificate_chain[:1])
+    assert reason(verifier.verify(leaf_only, NOW)) is Reason.VERIFY_CHAIN_UNTRUSTED
+
+
+@pytest.mark.parametrize("status", [CertStatus.SUSPENDED, CertStatus.WITHDRAWN])
+def test_suspended_or_withdrawn_leaves_are_not_approved(
+    pki: DemoPki, store: TrustStore, status: CertStatus
+) -> None:
+    fp = pki.leaves[CODES[0]].fingerprint
+    changed = Verifier(dataclasses.replace(store, register=set_status(store.register, fp, status)))
+    result = changed.verify(submission(pki, CODES[0]), NOW)
+    assert reason(result) is Reason.VERIFY_CERT_NOT_APPROVED
+    assert isinstance(result, VerifyFailure) and status.value in result.detail
+
+
+def test_sender_must_be_the_registered_department(pki: DemoPki, verifier: Verifier) -> None:
+    spoofed = submission(pki, CODES[0], sender_code=CODES[1])
+    assert reason(verifier.verify(spoofed, NOW)) is Reason.VERIFY_SIGNER_NOT_AUTHORIZED
+
+
+@pytest.mark.parametrize(
+    ("chain", "expected"),
+    [
+        ((), Reason.VERIFY_CHAIN_EMPTY),
+        ((b"\x30\x03not a certificate",), Reason.VERIFY_CERT_MALFORMED),
+        (None, Reason.VERIFY_CERT_MALFORMED),  # a good leaf, then garbage
+    ],
+)
+def test_empty_and_garbage_chains(
+    pki: DemoPki, verifier: Verifier, chain: tuple[bytes, ...] | None, expected: Reason
+) -> None:
+    good = submission(pki, CODES[0])
+    chain = (good.certificate_chain[0], b"garbage") if chain is None else chain
+    assert (
+        reason(verifier.verify(dataclasses.replace(good, certificate_chain=chain), NOW)) is expected
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["ED25519", "ECDSA_P256_SHA256", "RSA_PKCS1V15_SHA1", ""])
+def test_declared_algorithm_must_fit_the_leaf_key(
+    pki: DemoPki, verifier: Verifier, algorithm: str
+) -> None:
+    mismatched = submission(pki, CODES[0], signature_algorithm=algorithm)
+    assert reason(verifier.verify(mismatched, NOW)) is Reason.VERIFY_ALGORITHM_FORBIDDEN
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "received_at", "expected"),
+    [
+        (NOW - timedelta(days=1, minutes=4), NOW, None),  # before not_before, within the skew
+        (NOW - timedelta(days=1, minutes=6), NOW, Reason.VERIFY_CERT_NOT_YET_VALID),
+        (NOW, NOW + timedelta(days=800), Reason.VERIFY_CERT_EXPIRED),
+        (NOW + timedelta(days=800), NOW, Reason.VERIFY_CERT_EXPIRED),
+    ],
+)
+def test_validity_is_checked_at_sending_and_at_receipt(
+    pki: DemoPki,
+    verifier: Verifier,
+    sent_at: datetime,
+    received_at: datetime,
+    expected: Reason | None,
+) -> None:
+    assert verifier.verify(submission(pki, CODES[0]), NOW) == VerifyOk(
+        pki.leaves[CODES[0]].fingerprint, CODES[0]
+    )  # cached now: the later time must still be judged
+    timed = submission(pki, CODES[0], sent_at_ms=int(sent_at.timestamp() * 1000))
+    assert reason(verifier.verify(timed, received_at)) is expected
+    assert verifier.validations == 1
+
+
+def test_checks_run_in_the_documented_order(pki: DemoPki, verifier: Verifier) -> None:
+    revoked_and_spoofed = submission(pki, demo.REVOKED, sender_code=CODES[1], signature=b"x")
+    weak_and_unregistered = submission(pki, demo.RSA1024, signature_algorithm="ED25519")
+    assert reason(verifier.verify(revoked_and_spoofed, NOW)) is Reason.VERIFY_CERT_REVOKED
+    assert reason(verifier.verify(weak_and_unregistered, NOW)) is Reason.VERIFY_KEY_TOO_WEAK
+
+
+def test_chain_validation_is_cached_per_chain(pki: DemoPki, store: TrustStore) -> None:
+    verifier = Verifier(store, cache_size=1)
+    a, b = submission(pki, CODES[0]), submission(pki, CODES[1])
+    for sub, validations in ((a, 1), (a, 1), (b, 2), (b, 2), (a, 3)):  # size 1: b evicts a
+        assert isinstance(verifier.verify(sub, NOW), VerifyOk)
+        assert verifier.validations == validations
+    forged = dataclasses.replace(a, payload=b"other")
+    assert reason(verifier.verify(forged, NOW)) is Reason.VERIFY_SIGNATURE_INVALID  # not cached
+    assert verifier.validations == 3
+
+
+def test_unexpected_errors_become_failures(pki: DemoPki, verifier: Verifier) -> None:
+    result = verifier.verify(submission(pki, CODES[0]), None)  # type: ignore[arg-type]
+    assert reason(result) is Reason.INTERNAL_ERROR
+
+
+@settings(max_examples=60, deadline=None)
+@given(chain=st.lists(st.binary(max_size=64), max_size=3), signature=st.binary(max_size=64))
+def test_arbitrary_bytes_never_raise(
+    pki: DemoPki, store: TrustStore, chain: list[bytes], signature: bytes
+) -> None:
+    sub = submission(pki, CODES[0], certificate_chain=tuple(chain), signature=signature)
+    result = Verifier(store).verify(sub, NOW)
+    assert reason(result) in {Reason.VERIFY_CHAIN_EMPTY, Reason.VERIFY_CERT_MALFORMED}
