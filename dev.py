@@ -25,7 +25,7 @@ def run(*args: str | Path) -> None:
 
 
 def setup() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs under any python3
         sys.exit(f"hocba needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)

@@ -33,6 +33,7 @@ def isolated_settings(data_dir: Path, **overrides: object) -> Settings:
         "submissions_topic": f"t{n}.submissions",
         "dlq_topic": f"t{n}.submissions.dlq",
         "consumer_group": f"t{n}-worker",
+        "database": f"hocba_t{n}",
         "topic_partitions": 4,
         "web_port": free_port(),
         "broker_session_timeout_s": 2.0,

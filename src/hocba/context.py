@@ -44,7 +44,8 @@ class ContextLoader:
 
     def _fingerprint_now(self) -> str:
         return dir_fingerprint(self.settings.trust_dir) + dir_fingerprint(
-            self.settings.reference_dir)
+            self.settings.reference_dir
+        )
 
     def _build(self) -> PipelineContext:
         settings = self.settings

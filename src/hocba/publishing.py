@@ -37,9 +37,11 @@ def record_to_json(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def batches(records: Iterable[Mapping[str, Any]], batch_size: int
-            ) -> Iterator[list[Mapping[str, Any]]]:
+def batches(
+    records: Iterable[Mapping[str, Any]], batch_size: int
+) -> Iterator[list[Mapping[str, Any]]]:
     """Group consecutive records of one (school, class), at most `batch_size` per batch."""
+
     def by_class(r: Mapping[str, Any]) -> tuple[str, str]:
         return r["school_code"], r["class_name"]
 

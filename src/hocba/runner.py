@@ -27,8 +27,11 @@ class WorkerDiedError(RuntimeError):
 
 def settings_env(settings: Settings, bootstrap: str) -> dict[str, str]:
     """The environment that makes a child process see the same settings."""
-    env = {f"HOCBA_{name.upper()}": str(value) for name, value in settings.model_dump().items()
-           if value is not None and name not in ("clickhouse_url", "pseudonym_key")}
+    env = {
+        f"HOCBA_{name.upper()}": str(value)
+        for name, value in settings.model_dump().items()
+        if value is not None and name not in ("clickhouse_url", "pseudonym_key")
+    }
     env["HOCBA_KAFKA_BOOTSTRAP"] = bootstrap
     env["HOCBA_PSEUDONYM_KEY"] = settings.pseudonym_key.get_secret_value()
     if settings.clickhouse_url is not None:
@@ -36,14 +39,17 @@ def settings_env(settings: Settings, bootstrap: str) -> dict[str, str]:
     return env
 
 
-def spawn_worker(settings: Settings, bootstrap: str, log_path: Path,
-                 extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    settings: Settings, bootstrap: str, log_path: Path, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, **settings_env(settings, bootstrap), **(extra_env or {})}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        return subprocess.Popen(  # noqa: S603 - our own entry point
+        return subprocess.Popen(
             [sys.executable, "-m", "hocba.cli.main", "worker"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -70,8 +76,9 @@ def wait_drained(
     """Block until the group's lag on the input topic is zero; report (done, total)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        lags = asyncio.run(partition_lags(bootstrap, settings.consumer_group,
-                                          settings.submissions_topic))
+        lags = asyncio.run(
+            partition_lags(bootstrap, settings.consumer_group, settings.submissions_topic)
+        )
         total = sum(p.end for p in lags)
         remaining = total_lag(lags)
         if on_progress is not None:
@@ -79,9 +86,12 @@ def wait_drained(
         if remaining == 0 and total > 0:
             return
         if process is not None and process.poll() is not None:
-            raise WorkerDiedError(f"the worker exited with code {process.returncode} "
-                                  f"with {remaining} messages not landed")
+            raise WorkerDiedError(
+                f"the worker exited with code {process.returncode} "
+                f"with {remaining} messages not landed"
+            )
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{remaining} of {total} messages still not landed "
-                               f"after {timeout_s:.0f}s")
+            raise TimeoutError(
+                f"{remaining} of {total} messages still not landed after {timeout_s:.0f}s"
+            )
         time.sleep(0.5)

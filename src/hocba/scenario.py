@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,43 +41,58 @@ def department_code(province_code_2024: str) -> str:
     return f"SGD-2024-{province_code_2024}"
 
 
-def build_scenario(root: Path, *, records: int, provinces: Sequence[str] = DEMO_PROVINCES,
-                   schools_per_province: int = 4, seed: int = 7) -> Scenario:
+def build_scenario(
+    root: Path,
+    *,
+    records: int,
+    provinces: Sequence[str] = DEMO_PROVINCES,
+    schools_per_province: int = 4,
+    seed: int = 7,
+) -> Scenario:
     senders = [department_code(p) for p in provinces]
     pki = generate_demo_pki(root / "trust", senders)
-    schools = demo_schools(provinces, schools_per_province, seed,
-                           former_to_current=former_to_current())
+    schools = demo_schools(
+        provinces, schools_per_province, seed, former_to_current=former_to_current()
+    )
     generated = generate_records(schools, school_year=SCHOOL_YEAR, count=records, seed=seed)
     reference = ReferenceData(
         provinces_2024=provinces_2024(),
         provinces_2025=provinces_2025(),
         former_to_current=former_to_current(),
         schools={s.code: s for s in schools},
-        departments={d.code: replace(d, certificate_approved=d.code in senders)
-                     for d in default_departments(2024)},
+        departments={
+            d.code: replace(d, certificate_approved=d.code in senders)
+            for d in default_departments(2024)
+        },
         expected_enrollment=expected_enrollment(generated, schools),
     )
     write_reference_dir(root / "reference", reference)
-    signers = {code: load_signer(pki.leaves[code].key_path, pki.leaves[code].chain_path)
-               for code in senders}
+    signers = {
+        code: load_signer(pki.leaves[code].key_path, pki.leaves[code].chain_path)
+        for code in senders
+    }
     ordered = sorted(generated, key=lambda r: (r["school_code"], r["class_name"]))
     return Scenario(root / "trust", root / "reference", reference, signers, tuple(ordered))
 
 
-def expected_enrollment(records: Sequence[Mapping[str, Any]], schools: Sequence[School]
-                        ) -> tuple[ExpectedEnrollment, ...]:
+def expected_enrollment(
+    records: Sequence[Mapping[str, Any]], schools: Sequence[School]
+) -> tuple[ExpectedEnrollment, ...]:
     """Demo denominators: each province-grade expects ~40 % more than was generated."""
     province = {s.code: s.province_code_2024 for s in schools}
     counts: dict[tuple[str, int], int] = {}
     for r in records:
         key = (province[r["school_code"]], r["grade"])
         counts[key] = counts.get(key, 0) + 1
-    return tuple(ExpectedEnrollment(p, SCHOOL_YEAR, g, round(n * 1.4))
-                 for (p, g), n in sorted(counts.items()))
+    return tuple(
+        ExpectedEnrollment(p, SCHOOL_YEAR, g, round(n * 1.4))
+        for (p, g), n in sorted(counts.items())
+    )
 
 
-def signed_messages(scenario: Scenario, batch_size: int, registry: SchemaRegistry | None = None
-                    ) -> list[Outgoing]:
+def signed_messages(
+    scenario: Scenario, batch_size: int, registry: SchemaRegistry | None = None
+) -> list[Outgoing]:
     registry = registry or load_registry()
     out: list[Outgoing] = []
     for chunk in batches(scenario.records, batch_size):
@@ -85,8 +101,13 @@ def signed_messages(scenario: Scenario, batch_size: int, registry: SchemaRegistr
         signer = scenario.signers[sender]
         payload = encode_payload(registry, chunk)
         sid, value = build_submission(
-            registry, payload, sign=lambda p, s=signer: sign(s, p), algorithm=signer.algorithm,
-            chain_der=signer.chain_der, sender_code=sender, vendor="demo-vendor",
+            registry,
+            payload,
+            sign=partial(sign, signer),
+            algorithm=signer.algorithm,
+            chain_der=signer.chain_der,
+            sender_code=sender,
+            vendor="demo-vendor",
         )
         out.append(Outgoing(sid.encode(), value))
     return out
@@ -99,29 +120,47 @@ def _new_student(record: Mapping[str, Any], n: int) -> dict[str, Any]:
     return dict(record, personal_id=f"{pid[:6]}{serial:06d}", student_code=f"X{serial:09d}")
 
 
-def bad_messages(scenario: Scenario, good: Sequence[Outgoing], seed: int = 1,
-                 registry: SchemaRegistry | None = None) -> list[Outgoing]:
+def bad_messages(
+    scenario: Scenario,
+    good: Sequence[Outgoing],
+    seed: int = 1,
+    registry: SchemaRegistry | None = None,
+) -> list[Outgoing]:
     """Garbage, a tampered payload, an exact re-send, and a batch of three new records of
     which the first is invalid (so two land and the message is dead-lettered once)."""
     registry = registry or load_registry()
     rng = random.Random(seed)
     sender, signer = next(iter(scenario.signers.items()))
-    school = next(s for s in scenario.reference.schools.values()
-                  if department_code(s.province_code_2024) == sender)
+    school = next(
+        s
+        for s in scenario.reference.schools.values()
+        if department_code(s.province_code_2024) == sender
+    )
     sample = [r for r in scenario.records if r["school_code"] == school.code][:3]
     payload = encode_payload(registry, sample)
     tampered = bytearray(payload)
     tampered[-5] ^= 0x01
     _, tampered_value = build_submission(
-        registry, bytes(tampered), sign=lambda _p: sign(signer, payload),
-        algorithm=signer.algorithm, chain_der=signer.chain_der, sender_code=sender,
-        vendor="demo-vendor")
+        registry,
+        bytes(tampered),
+        sign=lambda _p: sign(signer, payload),
+        algorithm=signer.algorithm,
+        chain_der=signer.chain_der,
+        sender_code=sender,
+        vendor="demo-vendor",
+    )
     fresh = [_new_student(r, n) for n, r in enumerate(sample)]
     invalid = dict(fresh[0], grade=fresh[0]["grade"] + 6 if fresh[0]["grade"] < 6 else 1)
     mixed = encode_payload(registry, [invalid, *fresh[1:]])
     _, mixed_value = build_submission(
-        registry, mixed, sign=lambda p: sign(signer, p), algorithm=signer.algorithm,
-        chain_der=signer.chain_der, sender_code=sender, vendor="demo-vendor")
+        registry,
+        mixed,
+        sign=partial(sign, signer),
+        algorithm=signer.algorithm,
+        chain_der=signer.chain_der,
+        sender_code=sender,
+        vendor="demo-vendor",
+    )
     return [
         Outgoing(b"garbage", b"this is not an Avro message"),
         Outgoing(b"tampered", tampered_value),

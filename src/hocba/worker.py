@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 
@@ -28,6 +28,7 @@ from hocba.store.base import Store
 from hocba.store.factory import open_store
 
 log = logging.getLogger("hocba.worker")
+T = TypeVar("T")
 MAX_BACKOFF_S = 30.0
 
 
@@ -81,9 +82,14 @@ class Ingestor:
         store = self.store
         assert store is not None, "Ingestor.start() was not awaited"
         result = await self._retry(
-            "landing", lambda: loop.run_in_executor(
-                self.store_thread, land_prepared, store, prepared, self.settings.worker_name,
-            )
+            "landing",
+            lambda: loop.run_in_executor(
+                self.store_thread,
+                land_prepared,
+                store,
+                prepared,
+                self.settings.worker_name,
+            ),
         )
         await self._retry("dead-lettering", lambda: self._send_dead_letters(result.dead_letters))
         for name, value in result.counts.items():
@@ -92,13 +98,16 @@ class Ingestor:
 
     async def _send_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         producer = self.app.producer
-        await asyncio.gather(*(
-            producer.send_and_wait(self.settings.dlq_topic, d.key, d.value, None, None,
-                                   list(d.headers))
-            for d in letters
-        ))
+        await asyncio.gather(
+            *(
+                producer.send_and_wait(
+                    self.settings.dlq_topic, d.key, d.value, None, None, list(d.headers)
+                )
+                for d in letters
+            )
+        )
 
-    async def _retry(self, what: str, attempt: Any) -> Any:
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Retry an outage forever with backoff: good records are never dead-lettered for it.
 
         Not acking while we wait is the back-pressure: the take buffer fills and Faust
@@ -109,8 +118,9 @@ class Ingestor:
             try:
                 return await attempt()
             except Exception as exc:  # an outage, not bad data: bad data never raises here
-                log.warning("%s failed (%s: %s); retrying in %.1fs",
-                            what, type(exc).__name__, exc, backoff)
+                log.warning(
+                    "%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, backoff
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
@@ -134,15 +144,19 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Ingestor]
     )
     ingestor = Ingestor(app, settings, bootstrap)
     submissions = app.topic(
-        settings.submissions_topic, key_type=bytes, value_type=bytes,
-        key_serializer="raw", value_serializer="raw",
+        settings.submissions_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
     )
 
     @app.agent(submissions)
     async def ingest(stream: Any) -> None:
         try:
-            async for events in stream.noack_take(settings.batch_max_messages,
-                                                  within=settings.batch_max_ms / 1000):
+            async for events in stream.noack_take(
+                settings.batch_max_messages, within=settings.batch_max_ms / 1000
+            ):
                 await ingestor.handle([raw_message(e.message) for e in events])
                 for event in events:
                     await stream.ack(event)
@@ -155,7 +169,8 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Ingestor]
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "totals": ingestor.totals,
-                         "at": datetime.now(UTC).isoformat()})
+        return web.json(
+            {"status": "ok", "totals": ingestor.totals, "at": datetime.now(UTC).isoformat()}
+        )
 
     return app, ingestor

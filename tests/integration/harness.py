@@ -35,14 +35,20 @@ def load_reference(settings: Settings, reference: ReferenceData) -> None:
 
 
 async def publish(bootstrap: str, settings: Settings, messages: Sequence[Outgoing]) -> None:
-    await ensure_topics(bootstrap, [settings.submissions_topic, settings.dlq_topic],
-                        settings.topic_partitions)
+    await ensure_topics(
+        bootstrap, [settings.submissions_topic, settings.dlq_topic], settings.topic_partitions
+    )
     async with bulk_producer(bootstrap) as producer:
         await send_all(producer, settings.submissions_topic, messages)
 
 
-def run_pipeline(settings: Settings, bootstrap: str, messages: Sequence[Outgoing],
-                 log_path: Path, timeout_s: float = 180) -> Run:
+def run_pipeline(
+    settings: Settings,
+    bootstrap: str,
+    messages: Sequence[Outgoing],
+    log_path: Path,
+    timeout_s: float = 180,
+) -> Run:
     asyncio.run(publish(bootstrap, settings, messages))
     worker = spawn_worker(settings, bootstrap, log_path)
     try:

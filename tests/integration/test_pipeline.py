@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from hocba.kafka.broker import EmbeddedBroker
@@ -17,8 +15,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    return build_scenario(tmp_path_factory.mktemp("scenario"), records=400,
-                          provinces=("01", "79"), schools_per_province=3)
+    return build_scenario(
+        tmp_path_factory.mktemp("scenario"),
+        records=400,
+        provinces=("01", "79"),
+        schools_per_province=3,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -28,28 +30,38 @@ def published(scenario: Scenario) -> tuple[list[Outgoing], list[Outgoing]]:
 
 
 @pytest.fixture(scope="module")
-def run(broker: EmbeddedBroker, scenario: Scenario, published: tuple[list[Outgoing], list[Outgoing]],
-        tmp_path_factory: pytest.TempPathFactory) -> Run:
+def run(
+    broker: EmbeddedBroker,
+    scenario: Scenario,
+    published: tuple[list[Outgoing], list[Outgoing]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Run:
     data_dir = tmp_path_factory.mktemp("data")
-    settings = isolated_settings(data_dir, trust_dir=scenario.trust_dir,
-                                 reference_dir=scenario.reference_dir)
+    settings = isolated_settings(
+        data_dir, trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+    )
     load_reference(settings, scenario.reference)
     good, bad = published
     return run_pipeline(settings, broker.bootstrap, [*good, *bad], data_dir / "worker.log")
 
 
 def test_every_good_record_lands_once(run: Run, scenario: Scenario) -> None:
-    rows = query(run.settings, "SELECT count() AS n, uniqExact(student_key) AS students"
-                               " FROM {db}.records FINAL")
+    rows = query(
+        run.settings,
+        "SELECT count() AS n, uniqExact(student_key) AS students FROM {db}.records FINAL",
+    )
     landed_from_the_mixed_batch = 2
     assert rows[0]["n"] == len(scenario.records) + landed_from_the_mixed_batch
     assert rows[0]["students"] == rows[0]["n"]
 
 
 def test_records_are_enriched_with_both_province_editions(run: Run) -> None:
-    rows = query(run.settings, "SELECT province_code_2024 AS p24, province_code_2025 AS p25,"
-                               " any(province_name_2025) AS name, count() AS n"
-                               " FROM {db}.records FINAL GROUP BY p24, p25 ORDER BY p24")
+    rows = query(
+        run.settings,
+        "SELECT province_code_2024 AS p24, province_code_2025 AS p25,"
+        " any(province_name_2025) AS name, count() AS n"
+        " FROM {db}.records FINAL GROUP BY p24, p25 ORDER BY p24",
+    )
     assert [(r["p24"], r["p25"]) for r in rows] == [("01", "01"), ("79", "79")]
     assert all(r["n"] for r in rows)
 
@@ -66,8 +78,14 @@ def test_bad_messages_are_dead_lettered_with_reason_and_original_bytes(
     originals = {m.key: m.value for m in bad}
     for key, letter in by_key.items():
         assert letter.value == originals[key]
-        for header in ("hocba.source.topic", "hocba.source.partition", "hocba.source.offset",
-                       "hocba.failed_at", "hocba.worker", "hocba.replay.count"):
+        for header in (
+            "hocba.source.topic",
+            "hocba.source.partition",
+            "hocba.source.offset",
+            "hocba.failed_at",
+            "hocba.worker",
+            "hocba.replay.count",
+        ):
             assert header in letter.headers
 
 
@@ -75,17 +93,25 @@ def test_one_invalid_record_lands_the_rest_and_names_the_record(run: Run) -> Non
     mixed = next(d for d in run.dead_letters if d.key == b"mixed")
     assert mixed.headers["hocba.error.code"] == "validate.grade_level"
     assert mixed.headers["hocba.error.records"] == '[{"index": 0, "code": "validate.grade_level"}]'
-    audit = query(run.settings, "SELECT outcome, records_total, records_failed,"
-                                " records_duplicate FROM {db}.submissions"
-                                " WHERE kafka_offset = " + mixed.headers["hocba.source.offset"]
-                                + " AND kafka_partition = " + mixed.headers["hocba.source.partition"])
-    assert audit == [{"outcome": "partial", "records_total": 3, "records_failed": 1,
-                      "records_duplicate": 0}]
+    audit = query(
+        run.settings,
+        "SELECT outcome, records_total, records_failed,"
+        " records_duplicate FROM {db}.submissions"
+        " WHERE kafka_offset = "
+        + mixed.headers["hocba.source.offset"]
+        + " AND kafka_partition = "
+        + mixed.headers["hocba.source.partition"],
+    )
+    assert audit == [
+        {"outcome": "partial", "records_total": 3, "records_failed": 1, "records_duplicate": 0}
+    ]
 
 
 def test_exact_duplicate_message_is_counted_not_dead_lettered(run: Run) -> None:
-    outcomes = query(run.settings, "SELECT outcome, count() AS n FROM {db}.submissions"
-                                   " GROUP BY outcome ORDER BY outcome")
+    outcomes = query(
+        run.settings,
+        "SELECT outcome, count() AS n FROM {db}.submissions GROUP BY outcome ORDER BY outcome",
+    )
     assert {r["outcome"]: r["n"] for r in outcomes}["duplicate"] == 1
 
 

@@ -37,9 +37,14 @@ def envelope(payload: bytes) -> dict:
     from datetime import UTC, datetime
 
     return {
-        "submission_id": "7c0f3f7e-0000-4000-8000-000000000001", "sender_code": "SGD-2024-01",
-        "vendor": "v", "sent_at": datetime(2024, 6, 1, tzinfo=UTC), "payload": payload,
-        "signature": b"sig", "signature_algorithm": "ED25519", "certificate_chain": [b"der"],
+        "submission_id": "7c0f3f7e-0000-4000-8000-000000000001",
+        "sender_code": "SGD-2024-01",
+        "vendor": "v",
+        "sent_at": datetime(2024, 6, 1, tzinfo=UTC),
+        "payload": payload,
+        "signature": b"sig",
+        "signature_algorithm": "ED25519",
+        "certificate_chain": [b"der"],
     }
 
 
@@ -83,7 +88,9 @@ def test_truncated_bytes_become_a_dead_letter_reason(cut: int) -> None:
 
 def test_oversized_message_is_rejected_before_decoding() -> None:
     message = RawMessage("t", 0, 0, 0, None, MAGIC + b"\0" * 2000)
-    assert getattr(decode_envelope(message, REGISTRY, 1000), "code", None) is Reason.DECODE_TOO_LARGE
+    assert (
+        getattr(decode_envelope(message, REGISTRY, 1000), "code", None) is Reason.DECODE_TOO_LARGE
+    )
 
 
 def test_v1_data_is_read_into_a_newer_v2_schema(tmp_path: Path, records: list[dict]) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import shutil
 from dataclasses import asdict
-from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -46,11 +45,16 @@ def demo(
     console = Console(stderr=True, quiet=as_json)
     with console.status("building PKI, reference data and records…"):
         scenario = build_scenario(root / "input", records=records)
-    settings = base.model_copy(update={
-        "data_dir": root, "trust_dir": scenario.trust_dir,
-        "reference_dir": scenario.reference_dir, "web_port": free_port(),
-        "broker_session_timeout_s": 2.0, "broker_heartbeat_interval_s": 0.5,
-    })
+    settings = base.model_copy(
+        update={
+            "data_dir": root,
+            "trust_dir": scenario.trust_dir,
+            "reference_dir": scenario.reference_dir,
+            "web_port": free_port(),
+            "broker_session_timeout_s": 2.0,
+            "broker_heartbeat_interval_s": 0.5,
+        }
+    )
     _load_reference(settings, scenario.reference)
     with kafka(settings) as bootstrap:
         create_topics(settings, bootstrap)
@@ -60,12 +64,22 @@ def demo(
         console.print(f"published {len(messages)} messages ({records} records) to {bootstrap}")
         worker = spawn_worker(settings, bootstrap, root / "logs" / "worker.log")
         try:
-            with Progress(TextColumn("landing"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=console) as progress:
+            with Progress(
+                TextColumn("landing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
                 task = progress.add_task("landing", total=len(messages))
-                wait_drained(settings, bootstrap, worker,
-                             on_progress=lambda done, total: progress.update(
-                                 task, completed=done, total=total))
+                wait_drained(
+                    settings,
+                    bootstrap,
+                    worker,
+                    on_progress=lambda done, total: progress.update(
+                        task, completed=done, total=total
+                    ),
+                )
         finally:
             stop_worker(worker)
     store = open_store(settings)
@@ -95,22 +109,40 @@ async def _publish(bootstrap: str, topic: str, messages: list[Outgoing]) -> None
 
 def print_summary(summary: Summary) -> None:
     console = Console()
-    table = Table("code", "province (63)", "province (34)", "primary", "lower sec.",
-                  "upper sec.", "records", title="Records landed by province and level")
+    table = Table(
+        "code",
+        "province (63)",
+        "province (34)",
+        "primary",
+        "lower sec.",
+        "upper sec.",
+        "records",
+        title="Records landed by province and level",
+    )
     for row in summary.by_province_level:
-        table.add_row(row["province_code_2024"], row["province_name_2024"],
-                      row["province_name_2025"], str(row["primary"]),
-                      str(row["lower_secondary"]), str(row["upper_secondary"]),
-                      str(row["records"]))
+        table.add_row(
+            row["province_code_2024"],
+            row["province_name_2024"],
+            row["province_name_2025"],
+            str(row["primary"]),
+            str(row["lower_secondary"]),
+            str(row["upper_secondary"]),
+            str(row["records"]),
+        )
     table.add_row("", "national", "", "", "", "", str(summary.records), style="bold")
     console.print(table)
     dead = Table("reason", "messages", title="Dead letters by reason")
     for row in summary.dead_letters:
         dead.add_row(row["code"], str(row["messages"]))
     console.print(dead)
-    outcomes = Table("outcome", "messages", "records landed", "duplicates",
-                     title="Submissions by outcome")
+    outcomes = Table(
+        "outcome", "messages", "records landed", "duplicates", title="Submissions by outcome"
+    )
     for row in summary.outcomes:
-        outcomes.add_row(row["outcome"], str(row["messages"]), str(row["records_landed"]),
-                         str(row["records_duplicate"]))
+        outcomes.add_row(
+            row["outcome"],
+            str(row["messages"]),
+            str(row["records_landed"]),
+            str(row["records_duplicate"]),
+        )
     console.print(outcomes)

@@ -31,8 +31,16 @@ def lag(
     lags = asyncio.run(partition_lags(settings.kafka_bootstrap, group, topic))
     total = total_lag(lags)
     if as_json:
-        typer.echo(json.dumps({"group": group, "topic": topic, "lag": total,
-                               "partitions": [asdict(p) | {"lag": p.lag} for p in lags]}))
+        typer.echo(
+            json.dumps(
+                {
+                    "group": group,
+                    "topic": topic,
+                    "lag": total,
+                    "partitions": [asdict(p) | {"lag": p.lag} for p in lags],
+                }
+            )
+        )
     else:
         table = Table("partition", "committed", "end", "lag", title=f"{group} on {topic}")
         for p in lags:

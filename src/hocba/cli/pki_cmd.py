@@ -11,8 +11,9 @@ from rich.table import Table
 
 from hocba.cli.errors import friendly
 
-app = typer.Typer(help="Demo PKI: a root and issuing CA and Department certificates.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Demo PKI: a root and issuing CA and Department certificates.", no_args_is_help=True
+)
 
 
 @app.command("demo")
@@ -20,8 +21,11 @@ app = typer.Typer(help="Demo PKI: a root and issuing CA and Department certifica
 def demo(
     out_dir: Path = typer.Argument(Path("pki"), help="directory to write (becomes a trust dir)"),
     department: list[str] = typer.Option(
-        ["SGD-2024-01"], "--department", "-d",
-        help="Department code to issue a signing certificate for (repeatable)"),
+        ["SGD-2024-01"],
+        "--department",
+        "-d",
+        help="Department code to issue a signing certificate for (repeatable)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Create a demo trust dir: root CA, issuing CA, CRL, approved-certificate register,
@@ -35,13 +39,22 @@ def demo(
 
     pki = generate_demo_pki(out_dir, department)
     if as_json:
-        typer.echo(json.dumps({name: {"key": str(f.key_path), "chain": str(f.chain_path),
-                                      "department": f.department_code,
-                                      "algorithm": f.algorithm, "fingerprint": f.fingerprint}
-                               for name, f in pki.leaves.items()}))
+        typer.echo(
+            json.dumps(
+                {
+                    name: {
+                        "key": str(f.key_path),
+                        "chain": str(f.chain_path),
+                        "department": f.department_code,
+                        "algorithm": f.algorithm,
+                        "fingerprint": f.fingerprint,
+                    }
+                    for name, f in pki.leaves.items()
+                }
+            )
+        )
         return
-    table = Table("leaf", "department", "algorithm", "key", "chain",
-                  title=f"demo PKI in {out_dir}")
+    table = Table("leaf", "department", "algorithm", "key", "chain", title=f"demo PKI in {out_dir}")
     for name, f in pki.leaves.items():
         table.add_row(name, f.department_code, f.algorithm, str(f.key_path), str(f.chain_path))
     Console().print(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -19,8 +20,9 @@ from hocba.trust.signing import load_signer, sign
 
 @friendly
 def publish(
-    records_file: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                        help="JSON lines, one StudentRecord per line"),
+    records_file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="JSON lines, one StudentRecord per line"
+    ),
     key: Path = typer.Option(..., exists=True, help="the Department's private key (PEM)"),
     chain: Path = typer.Option(..., exists=True, help="its certificate chain (PEM, leaf first)"),
     sender: str = typer.Option(..., help="the Department's code, e.g. SGD-2024-01"),
@@ -54,8 +56,14 @@ def publish(
         except (ValueError, TypeError, KeyError) as exc:
             raise UserError(f"a record does not fit the StudentRecord schema: {exc}") from None
         sid, value = build_submission(
-            registry, payload, sign=lambda p: sign(signer, p), algorithm=signer.algorithm,
-            chain_der=signer.chain_der, sender_code=sender, vendor=vendor)
+            registry,
+            payload,
+            sign=partial(sign, signer),
+            algorithm=signer.algorithm,
+            chain_der=signer.chain_der,
+            sender_code=sender,
+            vendor=vendor,
+        )
         messages.append(Outgoing(sid.encode(), value))
     asyncio.run(_send(settings.kafka_bootstrap, topic or settings.submissions_topic, messages))
     Console(stderr=True).print(f"published {len(records)} records in {len(messages)} messages")

@@ -26,6 +26,10 @@ def kafka(settings: Settings) -> Iterator[str]:
 
 
 def create_topics(settings: Settings, bootstrap: str) -> None:
-    asyncio.run(ensure_topics(
-        bootstrap, [settings.submissions_topic, settings.dlq_topic], settings.topic_partitions,
-    ))
+    asyncio.run(
+        ensure_topics(
+            bootstrap,
+            [settings.submissions_topic, settings.dlq_topic],
+            settings.topic_partitions,
+        )
+    )

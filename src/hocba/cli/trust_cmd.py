@@ -29,8 +29,9 @@ from hocba.trust.register import (
     set_status,
 )
 
-app = typer.Typer(help="Approve, suspend and withdraw Department certificates.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Approve, suspend and withdraw Department certificates.", no_args_is_help=True
+)
 
 
 def _register_path() -> Path:
@@ -46,20 +47,29 @@ def _load(path: Path) -> Register:
 
 def _fingerprint(cert_path: Path) -> str:
     data = cert_path.read_bytes()
-    cert = (x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data
-            else x509.load_der_x509_certificate(data))
+    cert = (
+        x509.load_pem_x509_certificate(data)
+        if b"-----BEGIN" in data
+        else x509.load_der_x509_certificate(data)
+    )
     return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
 
 
 @app.command("add")
 @friendly
 def add_cmd(
-    cert: Path = typer.Argument(..., exists=True, help="the leaf certificate (PEM or DER; "
-                                "a chain file's first certificate is used)"),
+    cert: Path = typer.Argument(
+        ...,
+        exists=True,
+        help="the leaf certificate (PEM or DER; a chain file's first certificate is used)",
+    ),
     department: str = typer.Option(..., help="Department code, e.g. SGD-2024-01"),
     approved_on: str = typer.Option(date.today().isoformat(), help="approval date (ISO)"),
 ) -> None:
-    """Approve a Department's signing certificate: `hocba trust add leaf.pem --department SGD-2024-01`."""
+    """Approve a Department's signing certificate.
+
+    Example: hocba trust add pki/leaves/SGD-2024-01.chain.pem --department SGD-2024-01
+    """
     path = _register_path()
     fingerprint = _fingerprint(cert)
     entry = RegisterEntry(department, date.fromisoformat(approved_on))
@@ -102,16 +112,21 @@ def approve(fingerprint: str = typer.Argument(..., help="leaf SHA-256 (hex)")) -
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Every registered certificate with its Department, approval date and status."""
     register = _load(_register_path())
-    rows = [{"fingerprint": fp, "department_code": e.department_code,
-             "approved_on": e.approved_on.isoformat(), "status": e.status.value}
-            for fp, e in sorted(register.entries.items(), key=lambda i: i[1].department_code)]
+    rows = [
+        {
+            "fingerprint": fp,
+            "department_code": e.department_code,
+            "approved_on": e.approved_on.isoformat(),
+            "status": e.status.value,
+        }
+        for fp, e in sorted(register.entries.items(), key=lambda i: i[1].department_code)
+    ]
     if as_json:
         typer.echo(json.dumps(rows))
         return
     table = Table("fingerprint", "department", "approved on", "status")
     for row in rows:
-        table.add_row(row["fingerprint"], row["department_code"], row["approved_on"],
-                      row["status"])
+        table.add_row(row["fingerprint"], row["department_code"], row["approved_on"], row["status"])
     Console().print(table)
 
 
@@ -122,6 +137,13 @@ def show(fingerprint: str = typer.Argument(..., help="leaf SHA-256 (hex)")) -> N
     entry = _load(_register_path()).get(fingerprint)
     if entry is None:
         raise UserError(f"{fingerprint} is not registered")
-    typer.echo(json.dumps({"fingerprint": fingerprint, "department_code": entry.department_code,
-                           "approved_on": entry.approved_on.isoformat(),
-                           "status": entry.status.value}))
+    typer.echo(
+        json.dumps(
+            {
+                "fingerprint": fingerprint,
+                "department_code": entry.department_code,
+                "approved_on": entry.approved_on.isoformat(),
+                "status": entry.status.value,
+            }
+        )
+    )

@@ -30,7 +30,9 @@ def worker(
     from hocba.worker import create_app
 
     settings = load_settings()
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     with kafka(settings) as bootstrap:
         if not settings.kafka_bootstrap:
             Console(stderr=True).print(f"embedded broker at {bootstrap}")

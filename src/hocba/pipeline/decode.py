@@ -56,7 +56,10 @@ def decode_payload(
 ) -> tuple[dict[str, Any], ...] | Rejection:
     def reject(code: Reason, detail: str) -> Rejection:
         return Rejection(
-            message, code, detail, submission_id=submission.submission_id,
+            message,
+            code,
+            detail,
+            submission_id=submission.submission_id,
             sender_code=submission.sender_code,
         )
 

@@ -12,9 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hocba.domain.columns import RECORD_KEY
-
-RecordKey = tuple[Any, ...]
+from hocba.domain.columns import RecordKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +25,7 @@ class Classified:
 
 
 def record_key(row: Mapping[str, Any]) -> RecordKey:
-    return tuple(row[c] for c in RECORD_KEY)
+    return (row["school_year"], row["school_code"], row["grade"], row["student_key"])
 
 
 def classify(

@@ -53,8 +53,9 @@ class Prepared:
 
 
 def _reject(msg: RawMessage, sub: Submission, code: Reason, detail: str) -> Rejection:
-    return Rejection(msg, code, detail, submission_id=sub.submission_id,
-                     sender_code=sub.sender_code)
+    return Rejection(
+        msg, code, detail, submission_id=sub.submission_id, sender_code=sub.sender_code
+    )
 
 
 def _authorise(
@@ -63,14 +64,22 @@ def _authorise(
     """A Department may send only for schools of its own province (DESIGN §3)."""
     department = ref.departments.get(sub.sender_code)
     if department is None:
-        return _reject(msg, sub, Reason.VERIFY_SIGNER_NOT_AUTHORIZED,
-                       f"sender {sub.sender_code!r} is not a known Department")
+        return _reject(
+            msg,
+            sub,
+            Reason.VERIFY_SIGNER_NOT_AUTHORIZED,
+            f"sender {sub.sender_code!r} is not a known Department",
+        )
     for index, record in enumerate(records):
         school = ref.schools.get(record["school_code"])
         if school is not None and not department_may_send_for(department, school):
-            return _reject(msg, sub, Reason.VERIFY_SIGNER_NOT_AUTHORIZED,
-                           f"record {index}: school {school.code} is outside the sender's "
-                           f"province {department.province_code}")
+            return _reject(
+                msg,
+                sub,
+                Reason.VERIFY_SIGNER_NOT_AUTHORIZED,
+                f"record {index}: school {school.code} is outside the sender's "
+                f"province {department.province_code}",
+            )
     return None
 
 
@@ -82,8 +91,12 @@ def _rows(
     for index, record in enumerate(records):
         failure = validate_record(record, index)
         if failure is None:
-            enriched = enrich_record(record, ctx.reference, pseudonym_key=ctx.pseudonym_key,
-                                     keep_identity=ctx.keep_identity)
+            enriched = enrich_record(
+                record,
+                ctx.reference,
+                pseudonym_key=ctx.pseudonym_key,
+                keep_identity=ctx.keep_identity,
+            )
             if isinstance(enriched, RecordError):
                 failure = RecordError(index, enriched.code, enriched.detail)
             else:
@@ -93,8 +106,9 @@ def _rows(
     return rows, errors
 
 
-def process_message(msg: RawMessage, ctx: PipelineContext, received_at: datetime
-                    ) -> Accepted | Rejection:
+def process_message(
+    msg: RawMessage, ctx: PipelineContext, received_at: datetime
+) -> Accepted | Rejection:
     envelope = decode_envelope(msg, ctx.registry, ctx.max_message_bytes)
     if isinstance(envelope, Rejection):
         return envelope
@@ -110,9 +124,14 @@ def process_message(msg: RawMessage, ctx: PipelineContext, received_at: datetime
     rows, errors = _rows(records, ctx)
     if errors and not rows:
         first = errors[0]
-        return Rejection(msg, first.code, f"all {len(errors)} records failed; first: "
-                         f"{first.detail}", tuple(errors), envelope.submission_id,
-                         envelope.sender_code)
+        return Rejection(
+            msg,
+            first.code,
+            f"all {len(errors)} records failed; first: {first.detail}",
+            tuple(errors),
+            envelope.submission_id,
+            envelope.sender_code,
+        )
     return Accepted(msg, envelope, verdict.fingerprint, tuple(rows), len(records), tuple(errors))
 
 
@@ -132,8 +151,12 @@ def process_batch(messages: Sequence[RawMessage], ctx: PipelineContext) -> Prepa
 def partial_rejection(item: Accepted) -> Rejection:
     """The one dead letter of a batch that landed only some of its records (DESIGN §4)."""
     first = item.record_errors[0]
-    return Rejection(item.message, first.code,
-                     f"{len(item.record_errors)} of {item.records_total} records failed; "
-                     f"first: record {first.index}: {first.detail}",
-                     item.record_errors, item.submission.submission_id,
-                     item.submission.sender_code)
+    return Rejection(
+        item.message,
+        first.code,
+        f"{len(item.record_errors)} of {item.records_total} records failed; "
+        f"first: record {first.index}: {first.detail}",
+        item.record_errors,
+        item.submission.submission_id,
+        item.submission.sender_code,
+    )

@@ -76,8 +76,10 @@ def _policy_failure(cert: x509.Certificate) -> VerifyFailure | None:
     try:
         digest: hashes.HashAlgorithm | None = cert.signature_hash_algorithm
         key = cert.public_key()
-    except (UnsupportedAlgorithm, ValueError) as exc:
+    except UnsupportedAlgorithm as exc:
         return VerifyFailure(Reason.VERIFY_ALGORITHM_FORBIDDEN, f"{who}: {exc}")
+    except ValueError as exc:  # parsing is lazy: a bad key or algorithm field shows up here
+        return VerifyFailure(Reason.VERIFY_CERT_MALFORMED, f"{who}: {exc}")
     if cert.signature_algorithm_oid != SignatureAlgorithmOID.ED25519 and not isinstance(
         digest, _ALLOWED_HASHES
     ):
@@ -150,12 +152,15 @@ def _chain_key(ders: Sequence[bytes]) -> bytes:
 
 
 def _window_failure(chain: _Chain, label: str, at_ms: int, skew_ms: int) -> VerifyFailure | None:
-    valid = f"the chain is valid {_iso(chain.not_before_ms)} to {_iso(chain.not_after_ms)}"
-    if at_ms < chain.not_before_ms - skew_ms:
-        return VerifyFailure(Reason.VERIFY_CERT_NOT_YET_VALID, f"{valid}; {label} {_iso(at_ms)}")
-    if at_ms > chain.not_after_ms + skew_ms:
-        return VerifyFailure(Reason.VERIFY_CERT_EXPIRED, f"{valid}; {label} {_iso(at_ms)}")
-    return None
+    if chain.not_before_ms - skew_ms <= at_ms <= chain.not_after_ms + skew_ms:
+        return None  # the hot path: no formatting
+    reason = (
+        Reason.VERIFY_CERT_NOT_YET_VALID
+        if at_ms < chain.not_before_ms
+        else Reason.VERIFY_CERT_EXPIRED
+    )
+    valid = f"{_iso(chain.not_before_ms)} to {_iso(chain.not_after_ms)}"
+    return VerifyFailure(reason, f"the chain is valid {valid}; {label} {_iso(at_ms)}")
 
 
 class Verifier:

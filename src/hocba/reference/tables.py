@@ -25,17 +25,20 @@ def reference_tables(ref: ReferenceData) -> dict[str, pa.Table]:
     provinces = [*ref.provinces_2024.values(), *ref.provinces_2025.values()]
     return {
         "provinces": arrow_table(PROVINCE_COLUMNS, [asdict(p) for p in provinces]),
-        "province_mapping": arrow_table(PROVINCE_MAPPING_COLUMNS, [
-            {"province_code_2024": old, "province_code_2025": new}
-            for old, new in ref.former_to_current.items()
-        ]),
-        "schools": arrow_table(SCHOOL_COLUMNS, [
-            asdict(s) | {"levels": list(s.levels)} for s in ref.schools.values()
-        ]),
-        "departments": arrow_table(DEPARTMENT_COLUMNS, [
-            asdict(d) for d in ref.departments.values()
-        ]),
-        "expected_enrollment": arrow_table(EXPECTED_ENROLLMENT_COLUMNS, [
-            asdict(e) for e in ref.expected_enrollment
-        ]),
+        "province_mapping": arrow_table(
+            PROVINCE_MAPPING_COLUMNS,
+            [
+                {"province_code_2024": old, "province_code_2025": new}
+                for old, new in ref.former_to_current.items()
+            ],
+        ),
+        "schools": arrow_table(
+            SCHOOL_COLUMNS, [asdict(s) | {"levels": list(s.levels)} for s in ref.schools.values()]
+        ),
+        "departments": arrow_table(
+            DEPARTMENT_COLUMNS, [asdict(d) for d in ref.departments.values()]
+        ),
+        "expected_enrollment": arrow_table(
+            EXPECTED_ENROLLMENT_COLUMNS, [asdict(e) for e in ref.expected_enrollment]
+        ),
     }

@@ -13,9 +13,9 @@ from typing import Any, Protocol, TypeAlias
 
 import pyarrow as pa
 
+from hocba.domain.columns import RecordKey
 from hocba.store.schema import TABLES
 
-RecordKey: TypeAlias = tuple[str, str, int, str]  # (school_year, school_code, grade, student_key)
 QueryFn: TypeAlias = Callable[[str, Mapping[str, Any] | None], list[dict[str, Any]]]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

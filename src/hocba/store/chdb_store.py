@@ -29,8 +29,8 @@ import pyarrow as pa
 from chdb import session as chdb_session
 from clickhouse_connect.driver.binding import format_bind_value
 
+from hocba.domain.columns import RecordKey
 from hocba.store.base import (
-    RecordKey,
     StoreLockedError,
     check_database,
     check_table,

@@ -14,8 +14,8 @@ from typing import Any
 import clickhouse_connect
 import pyarrow as pa
 
+from hocba.domain.columns import RecordKey
 from hocba.store.base import (
-    RecordKey,
     check_database,
     check_table,
     check_token,

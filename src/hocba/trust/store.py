@@ -105,7 +105,7 @@ def revoked_in(store: TrustStore, chain: Sequence[x509.Certificate]) -> x509.Cer
             if (
                 crl.issuer == cert.issuer
                 and crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
-                and crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+                and crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]  # CA keys sign
             ):
                 return cert
     return None
