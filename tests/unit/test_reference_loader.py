@@ -107,6 +107,11 @@ def test_written_reference_loads_back_unchanged(tmp_path: Path) -> None:
             "province_code_2024,school_year,grade,expected\n01,2023-2025,1,10\n",
             r":2: school_year '2023-2025'",
         ),
+        (
+            "expected_enrollment.csv",
+            "province_code_2024,school_year,grade,expected\n01,2023-2024,three,10\n",
+            r"expected_enrollment\.csv:2: grade 'three' is not a whole number",
+        ),
     ],
 )
 def test_bad_rows_are_refused_naming_file_and_line(

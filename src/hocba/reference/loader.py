@@ -67,7 +67,7 @@ def _text(row: Row, key: str, default: str | None = None) -> str:
     text = "" if value is None else str(value).strip()
     if not text and default is None:
         raise ValueError(f"missing {key}")
-    return text or (default or "")
+    return text or default or ""
 
 
 def _one_of(row: Row, key: str, allowed: Iterable[str], default: str | None = None) -> str:
@@ -87,7 +87,10 @@ def _bool(row: Row, key: str, default: bool) -> bool:
 
 
 def _int(row: Row, key: str, low: int, high: int) -> int:
-    value = int(_text(row, key))
+    text = _text(row, key)
+    if not text.isdigit():
+        raise ValueError(f"{key} {text!r} is not a whole number")
+    value = int(text)
     if not low <= value <= high:
         raise ValueError(f"{key} {value} outside {low}..{high}")
     return value

@@ -55,10 +55,10 @@ def primary_results(rng: random.Random, grade: int, strength: float) -> dict[str
     subjects, marks, lowest_test = [], set(), 10
     for code in _taken(rng, table):
         roll = rng.random()
-        good = strength + 0.3 * roll >= 0.55
-        mark = (
-            "CHUA_HOAN_THANH" if weak and roll < 0.5 else "HOAN_THANH_TOT" if good else "HOAN_THANH"
-        )
+        if weak and roll < 0.5:
+            mark = "CHUA_HOAN_THANH"
+        else:
+            mark = "HOAN_THANH_TOT" if strength + 0.3 * roll >= 0.55 else "HOAN_THANH"
         score = None
         if code in table.scored:
             test = 3 + int(3 * roll) if weak else min(10, int(5 + 5.5 * strength + 1.5 * roll))
@@ -68,13 +68,10 @@ def primary_results(rng: random.Random, grade: int, strength: float) -> dict[str
     qualities = []
     for code in _QUALITY_CODES:
         roll = rng.random()
-        level = (
-            "CAN_CO_GANG"
-            if weak and roll < 0.3
-            else "TOT"
-            if strength + 0.4 * roll >= 0.5
-            else "DAT"
-        )
+        if weak and roll < 0.3:
+            level = "CAN_CO_GANG"
+        else:
+            level = "TOT" if strength + 0.4 * roll >= 0.5 else "DAT"
         marks.add(level)
         qualities.append({"code": code, "level": level})
     result = _primary_result(marks, lowest_test)
@@ -134,7 +131,8 @@ def secondary_results(rng: random.Random, grade: int, strength: float) -> dict[s
 
 
 def secondary_promotion(record: dict[str, Any]) -> str | None:
-    """Else re-assessment (learning), summer training (conduct), repeating (absences)."""
+    """Promoted when eligible; else, by Circular 22 art. 14, repeating for absences, re-assessment
+    for learning and summer training for conduct. Grade 12 ends in graduation, not promotion."""
     if record["grade"] == 12:
         return None
     if is_promotion_eligible(record):
