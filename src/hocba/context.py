@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class ContextLoader:
         self._lock = threading.Lock()
         self._context: PipelineContext | None = None
         self._fingerprint = ""
+        self.loaded_at = 0.0  # time.time() of the context in force
 
     def _fingerprint_now(self) -> str:
         return dir_fingerprint(self.settings.trust_dir) + dir_fingerprint(
@@ -67,6 +69,7 @@ class ContextLoader:
             if self._context is None:
                 self._fingerprint = self._fingerprint_now()
                 self._context = self._build()
+                self.loaded_at = time.time()
             return self._context
 
     def refresh(self) -> bool:
@@ -82,5 +85,6 @@ class ContextLoader:
             return False
         with self._lock:
             self._context, self._fingerprint = context, fingerprint
+            self.loaded_at = time.time()
         log.info("trust store / reference data reloaded")
         return True

@@ -26,6 +26,7 @@ from hocba.store.base import Store
 class LandResult:
     dead_letters: tuple[DeadLetter, ...] = ()
     counts: Mapping[str, int] = field(default_factory=dict)
+    outcomes: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (outcome, reason)
 
 
 def _ms(ms: int) -> datetime:
@@ -109,6 +110,7 @@ def land_prepared(store: Store, prepared: Prepared, worker: str) -> LandResult:
     landed: dict[RecordKey, tuple[int, str]] = dict(store.landed_state(keys))
     to_land: list[dict[str, Any]] = []
     audits = [_rejected_audit(r, prepared.received_at) for r in prepared.rejected]
+    outcomes = Counter(("dead_lettered", str(r.code)) for r in prepared.rejected)
     rejections = list(prepared.rejected)
     counts = Counter(
         messages=len(prepared.accepted) + len(prepared.rejected),
@@ -123,6 +125,7 @@ def land_prepared(store: Store, prepared: Prepared, worker: str) -> LandResult:
         if item.record_errors:
             rejections.append(partial_rejection(item))
         outcome = "partial" if item.record_errors else "accepted" if result.to_land else "duplicate"
+        outcomes[(outcome, str(item.record_errors[0].code) if item.record_errors else "")] += 1
         figures = {
             "records_landed": len(result.to_land),
             "records_duplicate": result.duplicates,
@@ -145,4 +148,5 @@ def land_prepared(store: Store, prepared: Prepared, worker: str) -> LandResult:
     if rejections:
         rows = [_dead_letter_row(r, worker, now) for r in rejections]
         store.insert_rows("dead_letters", arrow_table(DEAD_LETTER_COLUMNS, rows))
-    return LandResult(tuple(to_dead_letter(r, worker, now) for r in rejections), counts)
+    letters = tuple(to_dead_letter(r, worker, now) for r in rejections)
+    return LandResult(letters, counts, outcomes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -20,9 +21,11 @@ import faust
 
 from hocba.context import ContextLoader
 from hocba.domain.messages import RawMessage
+from hocba.kafka.lag import partition_lags
 from hocba.landing import LandResult, land_prepared
+from hocba.metrics import Metrics
 from hocba.pipeline.deadletter import DeadLetter
-from hocba.pipeline.process import process_batch
+from hocba.pipeline.process import Prepared, process_batch
 from hocba.settings import Settings
 from hocba.store.base import Store
 from hocba.store.factory import open_store
@@ -30,6 +33,7 @@ from hocba.store.factory import open_store
 log = logging.getLogger("hocba.worker")
 T = TypeVar("T")
 MAX_BACKOFF_S = 30.0
+READY_PROBE_TIMEOUT_S = 5.0
 
 
 def raw_message(message: Any) -> RawMessage:
@@ -52,15 +56,21 @@ class Ingestor:
     def __init__(self, app: faust.App, settings: Settings, bootstrap: str) -> None:
         self.app = app
         self.settings = settings
+        self.bootstrap = bootstrap
         self.cpu = ThreadPoolExecutor(1, thread_name_prefix="hocba-cpu")
         self.store_thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-store")
         self.contexts = ContextLoader(settings)
+        self.metrics = Metrics()
         self.store: Store | None = None
         self.totals: dict[str, int] = {}
+        self.backpressured = False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.store = await loop.run_in_executor(self.store_thread, open_store, self.settings)
+        self.store = await self._retry(
+            "opening the store",
+            lambda: loop.run_in_executor(self.store_thread, open_store, self.settings),
+        )
         await loop.run_in_executor(self.cpu, self.contexts.current)
 
     async def stop(self) -> None:
@@ -72,29 +82,76 @@ class Ingestor:
 
     async def refresh(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self.cpu, self.contexts.refresh)
+        self.metrics.set_ages(self.contexts.loaded_at)
+
+    async def update_lag(self) -> None:
+        lags = await partition_lags(
+            self.bootstrap, self.settings.consumer_group, self.settings.submissions_topic
+        )
+        self.metrics.set_lag(lags)
+
+    async def ready(self) -> dict[str, bool]:
+        """Broker reachable with partitions assigned, store answering, not backing off."""
+        assigned = bool(self.app.consumer.assignment()) if self.app.consumer else False
+        store_ok = False
+        store = self.store
+        if store is not None:
+            loop = asyncio.get_running_loop()
+            probe = loop.run_in_executor(self.store_thread, store.query, "SELECT 1 AS ok")
+            try:
+                store_ok = bool(await asyncio.wait_for(probe, READY_PROBE_TIMEOUT_S))
+            except Exception:  # any failure of the probe means "not ready", never a crash
+                store_ok = False
+        return {
+            "partitions_assigned": assigned,
+            "clickhouse": store_ok,
+            "not_backpressured": not self.backpressured,
+        }
 
     async def handle(self, messages: Sequence[RawMessage]) -> LandResult:
         loop = asyncio.get_running_loop()
         if self.store is None:
             await self.start()
+        store = self.store
+        assert store is not None, "the store is opened by start()"
         ctx = self.contexts.current()
         prepared = await loop.run_in_executor(self.cpu, process_batch, messages, ctx)
-        store = self.store
-        assert store is not None, "Ingestor.start() was not awaited"
+        started = time.perf_counter()
         result = await self._retry(
             "landing",
             lambda: loop.run_in_executor(
-                self.store_thread,
-                land_prepared,
-                store,
-                prepared,
-                self.settings.worker_name,
+                self.store_thread, land_prepared, store, prepared, self.settings.worker_name
             ),
         )
+        self.metrics.insert_seconds.observe(time.perf_counter() - started)
         await self._retry("dead-lettering", lambda: self._send_dead_letters(result.dead_letters))
+        self._observe(prepared, result)
+        return result
+
+    def _observe(self, prepared: Prepared, result: LandResult) -> None:
+        m = self.metrics
+        m.batch_messages.observe(len(prepared.accepted) + len(prepared.rejected))
+        m.process_seconds.observe(prepared.clock.total_s)
+        m.verify_seconds.observe(prepared.clock.verify_s)
+        m.count_messages(result.outcomes)
+        m.count_records(result.counts)
+        now_ms = time.time() * 1000
+        for item in prepared.accepted:
+            m.end_to_end_seconds.observe(max(0.0, (now_ms - item.submission.sent_at_ms) / 1000))
         for name, value in result.counts.items():
             self.totals[name] = self.totals.get(name, 0) + value
-        return result
+        for rejection in prepared.rejected:
+            msg = rejection.message
+            log.info(
+                "dead-lettered",
+                extra={
+                    "code": str(rejection.code),
+                    "submission_id": rejection.submission_id,
+                    "topic": msg.topic,
+                    "partition": msg.partition,
+                    "offset": msg.offset,
+                },
+            )
 
     async def _send_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         producer = self.app.producer
@@ -116,13 +173,26 @@ class Ingestor:
         backoff = 0.5
         while True:
             try:
-                return await attempt()
+                result = await attempt()
             except Exception as exc:  # an outage, not bad data: bad data never raises here
+                self.backpressured = True
+                self.metrics.backpressure.set(1)
                 log.warning(
-                    "%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, backoff
+                    "%s failed (%s: %s); retrying in %.1fs",
+                    what,
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                    extra={"backpressure": True},
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+            else:
+                if backoff > 0.5:
+                    log.info("%s recovered", what)
+                self.backpressured = False
+                self.metrics.backpressure.set(0)
+                return result
 
 
 def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Ingestor]:
@@ -167,10 +237,30 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Ingestor]
     async def reload_trust_and_reference() -> None:
         await ingestor.refresh()
 
+    @app.timer(interval=10.0)
+    async def measure_lag() -> None:
+        try:
+            await ingestor.update_lag()
+        except Exception as exc:  # a metric must never take the worker down
+            log.warning("could not measure lag: %s", exc)
+
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
         return web.json(
             {"status": "ok", "totals": ingestor.totals, "at": datetime.now(UTC).isoformat()}
+        )
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        checks = await ingestor.ready()
+        return web.json(
+            {"ready": all(checks.values()), **checks}, status=200 if all(checks.values()) else 503
+        )
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(
+            ingestor.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
     return app, ingestor

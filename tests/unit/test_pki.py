@@ -39,7 +39,7 @@ def _chain(pki: DemoPki, name: str) -> list[x509.Certificate]:
 def test_layout_is_a_trust_dir_without_the_intermediate(pki: DemoPki) -> None:
     store = load_trust_store(pki.trust_dir)
     assert pki.root_path == pki.trust_dir / "anchors" / "root.pem"
-    assert len(store.anchors) == 1 and store.intermediates == () and len(store.crls) == 1
+    assert len(store.anchors) == 1 and store.intermediates == () and len(store.crls) == 2
     assert pki.intermediate_path.parent.name == "ca"
     assert set(pki.leaves) == {*CODES, demo.ECDSA, demo.ED25519, *demo.BAD_LEAVES}
 
@@ -97,6 +97,7 @@ def test_register_approves_exactly_the_leaves_meant_to_pass_it(pki: DemoPki) -> 
         demo.EXPIRED,
         demo.NOT_YET_VALID,
         demo.REVOKED,
+        demo.REVOKED_INTERMEDIATE,
     }
     entry = register.get(pki.leaves[CODES[1]].fingerprint)
     assert entry is not None and entry.department_code == CODES[1]

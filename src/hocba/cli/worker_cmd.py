@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import typer
 from rich.console import Console
 
 from hocba.cli.errors import friendly
 from hocba.cli.runtime import create_topics, kafka, load_settings
+from hocba.logs import configure as configure_logging
 
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 
@@ -17,6 +17,9 @@ config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is
 @friendly
 def worker(
     log_level: str = typer.Option("info", help="debug | info | warning | error"),
+    log_json: bool = typer.Option(
+        None, "--log-json/--log-text", help="JSON lines (default when stderr is not a terminal)"
+    ),
 ) -> None:
     """Run the ingestion worker: consume hocba.submissions, land records, dead-letter the rest.
 
@@ -30,15 +33,15 @@ def worker(
     from hocba.worker import create_app
 
     settings = load_settings()
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(log_level, log_json)
     with kafka(settings) as bootstrap:
         if not settings.kafka_bootstrap:
             Console(stderr=True).print(f"embedded broker at {bootstrap}")
         create_topics(settings, bootstrap)
         app, _ = create_app(settings, bootstrap)
-        faust.Worker(app, loglevel=log_level, quiet=True).execute_from_commandline()
+        faust.Worker(
+            app, loglevel=log_level, quiet=True, override_logging=False
+        ).execute_from_commandline()
 
 
 @config_app.command("show")

@@ -3,8 +3,10 @@
 `out_dir` is laid out as a trust dir (`anchors/`, `crls/`, `register.json`) with the signing
 material beside it (`leaves/<name>.key.pem`, `leaves/<name>.chain.pem`, leaf then issuer) and
 the intermediate in `ca/`, deliberately not in `intermediates/`: senders must ship it in
-their chain, so a leaf-only chain is a real failure. The bad leaves (names in `BAD_LEAVES`)
-share one key: each is wrong for its certificate, not its key, and key generation is the cost.
+their chain, so a leaf-only chain is a real failure. A second issuing CA, revoked by the root's
+CRL, issues the `revoked_intermediate` leaf: revocation must be checked above the leaf too.
+The bad leaves (names in `BAD_LEAVES`) share one key: each is wrong for its certificate, not
+its key, and key generation is the cost.
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ from hocba.trust.signing import SigningKey, algorithm_for
 ECDSA, ED25519 = "ecdsa", "ed25519"
 EXPIRED, NOT_YET_VALID, REVOKED, UNTRUSTED = "expired", "not_yet_valid", "revoked", "untrusted"
 SHA1, RSA1024, UNREGISTERED = "sha1", "rsa1024", "unregistered"
-BAD_LEAVES = (EXPIRED, NOT_YET_VALID, REVOKED, UNTRUSTED, SHA1, RSA1024, UNREGISTERED)
-_APPROVED_BAD = (EXPIRED, NOT_YET_VALID, REVOKED)  # so that their own reason is the one seen
+REVOKED_INTERMEDIATE = "revoked_intermediate"
+BAD_LEAVES = (
+    EXPIRED, NOT_YET_VALID, REVOKED, REVOKED_INTERMEDIATE, UNTRUSTED, SHA1, RSA1024, UNREGISTERED
+)  # fmt: skip
+# Approved, so that their own reason is the one seen rather than `verify.cert_not_approved`.
+_APPROVED_BAD = (EXPIRED, NOT_YET_VALID, REVOKED, REVOKED_INTERMEDIATE)
 _YEAR = timedelta(days=365)
 # sha256WithRSAEncryption → sha1WithRSAEncryption: same length, differing in the last byte.
 _SHA256_RSA_OID = bytes.fromhex("06092a864886f70d01010b")
@@ -50,7 +56,8 @@ class DemoPki:
     trust_dir: Path
     root_path: Path
     intermediate_path: Path
-    crl_path: Path
+    crl_path: Path  # the issuing CA's CRL, revoking the `revoked` leaf
+    root_crl_path: Path  # the root's CRL, revoking the `revoked_intermediate` CA
     register_path: Path
     leaves: Mapping[str, LeafFiles]
 
@@ -164,14 +171,16 @@ class _Spec(NamedTuple):
     issuer: _Ca
 
 
-def _leaf_specs(codes: Sequence[str], issuing: _Ca, now: datetime) -> list[_Spec]:
+def _leaf_specs(
+    codes: Sequence[str], issuing: _Ca, revoked_issuing: _Ca, now: datetime
+) -> list[_Spec]:
     first, good = codes[0], (now - timedelta(days=1), now + 2 * _YEAR)
     rogue = _ca(_name("Untrusted (demo)", "untrusted root CA"), 2048, None, _ca_validity(now))
     spare, weak = _rsa(2048), _rsa(1024)
 
     def leaf(name: str, key: SigningKey, validity: tuple[datetime, datetime] = good) -> _Spec:
         code = name if name in codes else first
-        ca = rogue if name == UNTRUSTED else issuing
+        ca = {UNTRUSTED: rogue, REVOKED_INTERMEDIATE: revoked_issuing}.get(name, issuing)
         cert = _issue(_name(f"Sở GD&ĐT {code}", code), key.public_key(), ca, validity, ca=False)
         return _Spec(name, code, key, _resigned_sha1(cert, ca) if name == SHA1 else cert, ca)
 
@@ -181,7 +190,10 @@ def _leaf_specs(codes: Sequence[str], issuing: _Ca, now: datetime) -> list[_Spec
         leaf(ED25519, ed25519.Ed25519PrivateKey.generate()),
         leaf(EXPIRED, spare, (now - 2 * _YEAR, now - _YEAR)),
         leaf(NOT_YET_VALID, spare, (now + _YEAR, now + 2 * _YEAR)),
-        *(leaf(name, spare) for name in (REVOKED, UNREGISTERED, SHA1, UNTRUSTED)),
+        *(
+            leaf(name, spare)
+            for name in (REVOKED, REVOKED_INTERMEDIATE, UNREGISTERED, SHA1, UNTRUSTED)
+        ),
         leaf(RSA1024, weak),
     ]
 
@@ -217,7 +229,8 @@ def generate_demo_pki(
     ministry = "Bộ GD&ĐT (demo)"
     root = _ca(_name(ministry, "hocba demo root CA"), 3072, None, _ca_validity(now))
     issuing = _ca(_name(ministry, "hocba demo issuing CA"), 2048, root, _ca_validity(now))
-    specs = _leaf_specs(department_codes, issuing, now)
+    revoked_ca = _ca(_name(ministry, "hocba demo revoked CA"), 2048, root, _ca_validity(now))
+    specs = _leaf_specs(department_codes, issuing, revoked_ca, now)
     leaves = {
         s.name: _write_leaf(out_dir, s.name, s.department_code, s.key, (s.cert, s.issuer.cert))
         for s in specs
@@ -236,6 +249,10 @@ def generate_demo_pki(
         intermediate_path=_pem(out_dir / "ca" / "intermediate.pem", issuing.cert.public_bytes(pem)),
         crl_path=_pem(
             out_dir / "crls" / "intermediate.crl.pem", _crl(issuing, revoked, now).public_bytes(pem)
+        ),
+        root_crl_path=_pem(
+            out_dir / "crls" / "root.crl.pem",
+            _crl(root, revoked_ca.cert.serial_number, now).public_bytes(pem),
         ),
         register_path=out_dir / "register.json",
         leaves=MappingProxyType(leaves),

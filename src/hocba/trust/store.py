@@ -1,7 +1,8 @@
 """The trust store: anchors, optional intermediates, CRLs and the approved-certificate register.
 
 Layout of a trust dir: `anchors/*.pem`, `intermediates/*.pem` (may be empty: senders normally
-ship their intermediates in the chain), `crls/*.pem`, `register.json`. Path validation is
+ship their intermediates in the chain), `crls/*.pem|*.crl|*.der` (PEM or DER, as CAs publish
+them), `register.json`. Path validation is
 RFC 5280 as implemented by `cryptography.x509.verification`; we only relax the end-entity
 profile, because a document-signing leaf has no SAN and any (or no) EKU (DESIGN §10).
 """
@@ -9,9 +10,10 @@ profile, because a document-signing leaf has no SAN and any (or no) EKU (DESIGN 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -19,6 +21,8 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 
 from hocba.trust.register import Register, load_register
 
+log = logging.getLogger("hocba.trust")
+_CRL_PATTERNS = ("*.pem", "*.crl", "*.der")
 _EE_POLICY = (
     ExtensionPolicy.webpki_defaults_ee()
     .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
@@ -35,16 +39,22 @@ class TrustStore:
     register: Register
     fingerprint: str
     anchor_store: Store
+    # Issuers whose CRL is past its next update: its revocations are still applied, but newer
+    # ones are unknown, so operators must be told (a warning and a metric), never left silent.
+    expired_crls: tuple[str, ...] = ()
 
 
-def _files(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*.pem")) if directory.is_dir() else []
+def _files(directory: Path, patterns: Sequence[str] = ("*.pem",)) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted({p for pattern in patterns for p in directory.glob(pattern)})
 
 
 def _trust_files(trust_dir: Path) -> list[Path]:
     register = trust_dir / "register.json"
-    pems = [p for sub in ("anchors", "intermediates", "crls") for p in _files(trust_dir / sub)]
-    return pems + ([register] if register.is_file() else [])
+    pems = [p for sub in ("anchors", "intermediates") for p in _files(trust_dir / sub)]
+    crls = _files(trust_dir / "crls", _CRL_PATTERNS)
+    return pems + crls + ([register] if register.is_file() else [])
 
 
 def fingerprint_trust_dir(trust_dir: Path) -> str:
@@ -61,7 +71,26 @@ def fingerprint_trust_dir(trust_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def load_trust_store(trust_dir: Path) -> TrustStore:
+def _load_crl(path: Path) -> x509.CertificateRevocationList:
+    data = path.read_bytes()
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_crl(data)
+    return x509.load_der_x509_crl(data)
+
+
+def _expired(crls: Sequence[x509.CertificateRevocationList], at: datetime) -> tuple[str, ...]:
+    expired = tuple(
+        crl.issuer.rfc4514_string()
+        for crl in crls
+        if crl.next_update_utc is not None and crl.next_update_utc < at
+    )
+    for issuer in expired:
+        log.warning("the CRL of %s is past its next update: newer revocations are unknown", issuer)
+    return expired
+
+
+def load_trust_store(trust_dir: Path, *, now: datetime | None = None) -> TrustStore:
+    """Load and parse everything; `now` (default: the clock) judges CRL freshness."""
     anchors = tuple(
         c
         for p in _files(trust_dir / "anchors")
@@ -70,6 +99,7 @@ def load_trust_store(trust_dir: Path) -> TrustStore:
     if not anchors:
         raise ValueError(f"{trust_dir}: no trust anchors in anchors/*.pem")
     register_path = trust_dir / "register.json"
+    crls = tuple(_load_crl(p) for p in _files(trust_dir / "crls", _CRL_PATTERNS))
     return TrustStore(
         anchors=anchors,
         intermediates=tuple(
@@ -77,10 +107,11 @@ def load_trust_store(trust_dir: Path) -> TrustStore:
             for p in _files(trust_dir / "intermediates")
             for c in x509.load_pem_x509_certificates(p.read_bytes())
         ),
-        crls=tuple(x509.load_pem_x509_crl(p.read_bytes()) for p in _files(trust_dir / "crls")),
+        crls=crls,
         register=load_register(register_path) if register_path.is_file() else Register(),
         fingerprint=fingerprint_trust_dir(trust_dir),
         anchor_store=Store(list(anchors)),
+        expired_crls=_expired(crls, now or datetime.now(UTC)),
     )
 
 

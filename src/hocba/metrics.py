@@ -1,0 +1,93 @@
+"""Prometheus metrics of the worker (DESIGN §6), in a registry of its own.
+
+A registry per worker (not the process-global default) keeps tests that build several
+workers in one process independent, and `/metrics` renders exactly these.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from hocba.kafka.lag import PartitionLag
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.messages = Counter(
+            "hocba_messages",
+            "Messages by outcome and reason code",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.records = Counter(
+            "hocba_records",
+            "Records by outcome (landed, duplicate, stale, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.batch_messages = Histogram(
+            "hocba_batch_messages",
+            "Messages per batch",
+            buckets=(1, 5, 10, 25, 50, 100, 200, 500),
+            registry=r,
+        )
+        self.process_seconds = Histogram(
+            "hocba_process_seconds", "CPU stages per batch", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.verify_seconds = Histogram(
+            "hocba_verify_seconds", "Verify stage per batch", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.insert_seconds = Histogram(
+            "hocba_insert_seconds",
+            "Landing (lookup + inserts) per batch",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end_seconds = Histogram(
+            "hocba_end_to_end_seconds",
+            "Landed time − sent_at per message",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lag = Gauge("hocba_consumer_lag", "Input lag per partition", ["partition"], registry=r)
+        self.backpressure = Gauge(
+            "hocba_backpressure",
+            "1 while landing or dead-lettering is failing and consumption is paused",
+            registry=r,
+        )
+        self.trust_age = Gauge(
+            "hocba_trust_store_age_seconds", "Since the trust store was (re)loaded", registry=r
+        )
+        self.reference_age = Gauge(
+            "hocba_reference_age_seconds", "Since the reference data was (re)loaded", registry=r
+        )
+
+    def count_messages(self, outcomes: Mapping[tuple[str, str], int]) -> None:
+        for (outcome, reason), n in outcomes.items():
+            self.messages.labels(outcome, reason).inc(n)
+
+    def count_records(self, counts: Mapping[str, int]) -> None:
+        for outcome in ("landed", "duplicate", "stale", "failed"):
+            self.records.labels(outcome).inc(counts.get(f"records_{outcome}", 0))
+
+    def set_lag(self, lags: list[PartitionLag]) -> None:
+        for p in lags:
+            self.lag.labels(str(p.partition)).set(p.lag)
+
+    def set_ages(self, loaded_at: float) -> None:
+        age = time.time() - loaded_at
+        self.trust_age.set(age)
+        self.reference_age.set(age)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
