@@ -32,6 +32,7 @@ def isolated_settings(data_dir: Path, **overrides: object) -> Settings:
         "data_dir": data_dir,
         "submissions_topic": f"t{n}.submissions",
         "dlq_topic": f"t{n}.submissions.dlq",
+        "landing_topic": f"t{n}.landing",
         "consumer_group": f"t{n}-worker",
         "database": f"hocba_t{n}",
         "topic_partitions": 4,

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from hocba.kafka.lag import partition_lags, total_lag
@@ -40,13 +40,18 @@ def settings_env(settings: Settings, bootstrap: str) -> dict[str, str]:
 
 
 def spawn_worker(
-    settings: Settings, bootstrap: str, log_path: Path, extra_env: Mapping[str, str] | None = None
+    settings: Settings,
+    bootstrap: str,
+    log_path: Path,
+    extra_env: Mapping[str, str] | None = None,
+    role: str = "all",
 ) -> subprocess.Popen[bytes]:
+    """Start `hocba worker --role ROLE` with these settings; its output goes to `log_path`."""
     env = {**os.environ, **settings_env(settings, bootstrap), **(extra_env or {})}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "hocba.cli.main", "worker"],
+            [sys.executable, "-m", "hocba.cli.main", "worker", "--role", role],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -65,30 +70,43 @@ def stop_worker(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> in
     return process.returncode
 
 
+async def _remaining(settings: Settings, bootstrap: str, handoff: bool) -> tuple[int, int]:
+    """(messages published, messages not yet landed), the lander's queue included."""
+    lags = await partition_lags(bootstrap, settings.consumer_group, settings.submissions_topic)
+    remaining = total_lag(lags)
+    if handoff:
+        landing = await partition_lags(
+            bootstrap, settings.consumer_group + "-lander", settings.landing_topic
+        )
+        remaining += total_lag(landing)
+    return sum(p.end for p in lags), remaining
+
+
 def wait_drained(
     settings: Settings,
     bootstrap: str,
-    process: subprocess.Popen[bytes] | None,
+    processes: subprocess.Popen[bytes] | Sequence[subprocess.Popen[bytes]] = (),
     *,
+    handoff: bool = False,
     timeout_s: float = 600.0,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Block until the group's lag on the input topic is zero; report (done, total)."""
+    """Block until nothing is left to land; report (done, total) as it goes.
+
+    With `handoff` (verifying workers + one lander) the lander's group must be drained too.
+    """
+    watched = [processes] if isinstance(processes, subprocess.Popen) else list(processes)
     deadline = time.monotonic() + timeout_s
     while True:
-        lags = asyncio.run(
-            partition_lags(bootstrap, settings.consumer_group, settings.submissions_topic)
-        )
-        total = sum(p.end for p in lags)
-        remaining = total_lag(lags)
+        total, remaining = asyncio.run(_remaining(settings, bootstrap, handoff))
         if on_progress is not None:
-            on_progress(total - remaining, total)
+            on_progress(max(0, total - remaining), total)
         if remaining == 0 and total > 0:
             return
-        if process is not None and process.poll() is not None:
+        died = next((p for p in watched if p.poll() is not None), None)
+        if died is not None:
             raise WorkerDiedError(
-                f"the worker exited with code {process.returncode} "
-                f"with {remaining} messages not landed"
+                f"a worker exited with code {died.returncode} with {remaining} messages not landed"
             )
         if time.monotonic() > deadline:
             raise TimeoutError(

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
 
     submissions_topic: str = "hocba.submissions"
     dlq_topic: str = "hocba.submissions.dlq"
+    landing_topic: str = Field(
+        default="hocba.landing", description="hand-off from verifying workers to the lander"
+    )
     topic_partitions: int = 12
     consumer_group: str = "hocba-worker"
     database: str = "hocba"

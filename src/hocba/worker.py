@@ -1,39 +1,47 @@
-"""The Faust worker: thin wiring around the pure pipeline and the store.
+"""The Faust worker: thin wiring around the pure pipeline, the lander and the hand-off.
+
+Roles (DESIGN §5, one owner of chDB):
+- `all` (default): verify and land in one process — the embedded default with one worker,
+  and every worker when a ClickHouse server is configured.
+- `verify`: verify and hand prepared batches to `hocba.landing` — for several workers on
+  the embedded default.
+- `land`: the single lander that consumes `hocba.landing` and owns the store.
 
 The input topic is read as raw bytes (Faust never decodes, so it can never ack a message it
 failed to decode), batches are taken with `noack_take`, and events are acked by hand only
-after their rows are landed and their dead letters delivered. CPU work runs in a thread,
-the store is owned by one thread of its own (chDB is single-owner), so Faust's event loop
-keeps heart-beating while a batch is processed.
+after their rows are landed (or durably handed off) and their dead letters delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from enum import StrEnum
+from typing import Any
 
 import faust
 
+from hocba.backoff import Backpressure, retry_outage
 from hocba.context import ContextLoader
-from hocba.domain.messages import RawMessage
+from hocba.domain.messages import RawMessage, Rejection
+from hocba.domain.reasons import Reason
 from hocba.kafka.lag import partition_lags
-from hocba.landing import LandResult, land_prepared
+from hocba.lander import Lander
 from hocba.metrics import Metrics
-from hocba.pipeline.deadletter import DeadLetter
-from hocba.pipeline.process import Prepared, process_batch
+from hocba.pipeline.handoff import decode_item, encode_item
+from hocba.pipeline.process import Accepted, Prepared, process_batch
 from hocba.settings import Settings
-from hocba.store.base import Store
-from hocba.store.factory import open_store
 
 log = logging.getLogger("hocba.worker")
-T = TypeVar("T")
-MAX_BACKOFF_S = 30.0
-READY_PROBE_TIMEOUT_S = 5.0
+
+
+class Role(StrEnum):
+    ALL = "all"
+    VERIFY = "verify"
+    LAND = "land"
 
 
 def raw_message(message: Any) -> RawMessage:
@@ -51,156 +59,62 @@ def raw_message(message: Any) -> RawMessage:
 
 
 class Ingestor:
-    """Owns the two threads and the store; one `handle` call per batch of events."""
+    """The CPU side: runs the pure pipeline on a thread, with hot-reloaded context."""
 
-    def __init__(self, app: faust.App, settings: Settings, bootstrap: str) -> None:
-        self.app = app
-        self.settings = settings
-        self.bootstrap = bootstrap
-        self.cpu = ThreadPoolExecutor(1, thread_name_prefix="hocba-cpu")
-        self.store_thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-store")
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.contexts = ContextLoader(settings)
-        self.metrics = Metrics()
-        self.store: Store | None = None
-        self.totals: dict[str, int] = {}
-        self.backpressured = False
+        self.metrics = metrics
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-cpu")
 
-    async def start(self) -> None:
+    async def prepare(self, messages: Sequence[RawMessage]) -> Prepared:
         loop = asyncio.get_running_loop()
-        self.store = await self._retry(
-            "opening the store",
-            lambda: loop.run_in_executor(self.store_thread, open_store, self.settings),
-        )
-        await loop.run_in_executor(self.cpu, self.contexts.current)
-
-    async def stop(self) -> None:
-        store, self.store = self.store, None
-        if store is not None:
-            await asyncio.get_running_loop().run_in_executor(self.store_thread, store.close)
-        self.cpu.shutdown()
-        self.store_thread.shutdown()
+        ctx = await loop.run_in_executor(self.thread, self.contexts.current)
+        prepared = await loop.run_in_executor(self.thread, process_batch, messages, ctx)
+        self.metrics.batch_messages.observe(len(messages))
+        self.metrics.process_seconds.observe(prepared.clock.total_s)
+        self.metrics.verify_seconds.observe(prepared.clock.verify_s)
+        return prepared
 
     async def refresh(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self.cpu, self.contexts.refresh)
+        await asyncio.get_running_loop().run_in_executor(self.thread, self.contexts.refresh)
         self.metrics.set_ages(self.contexts.loaded_at)
 
-    async def update_lag(self) -> None:
-        lags = await partition_lags(
-            self.bootstrap, self.settings.consumer_group, self.settings.submissions_topic
-        )
-        self.metrics.set_lag(lags)
+    def stop(self) -> None:
+        self.thread.shutdown()
 
-    async def ready(self) -> dict[str, bool]:
-        """Broker reachable with partitions assigned, store answering, not backing off."""
-        assigned = bool(self.app.consumer.assignment()) if self.app.consumer else False
-        store_ok = False
-        store = self.store
-        if store is not None:
-            loop = asyncio.get_running_loop()
-            probe = loop.run_in_executor(self.store_thread, store.query, "SELECT 1 AS ok")
-            try:
-                store_ok = bool(await asyncio.wait_for(probe, READY_PROBE_TIMEOUT_S))
-            except Exception:  # any failure of the probe means "not ready", never a crash
-                store_ok = False
-        return {
-            "partitions_assigned": assigned,
-            "clickhouse": store_ok,
-            "not_backpressured": not self.backpressured,
-        }
 
-    async def handle(self, messages: Sequence[RawMessage]) -> LandResult:
-        loop = asyncio.get_running_loop()
-        if self.store is None:
-            await self.start()
-        store = self.store
-        assert store is not None, "the store is opened by start()"
-        ctx = self.contexts.current()
-        prepared = await loop.run_in_executor(self.cpu, process_batch, messages, ctx)
-        started = time.perf_counter()
-        result = await self._retry(
-            "landing",
-            lambda: loop.run_in_executor(
-                self.store_thread, land_prepared, store, prepared, self.settings.worker_name
-            ),
-        )
-        self.metrics.insert_seconds.observe(time.perf_counter() - started)
-        await self._retry("dead-lettering", lambda: self._send_dead_letters(result.dead_letters))
-        self._observe(prepared, result)
-        return result
-
-    def _observe(self, prepared: Prepared, result: LandResult) -> None:
-        m = self.metrics
-        m.batch_messages.observe(len(prepared.accepted) + len(prepared.rejected))
-        m.process_seconds.observe(prepared.clock.total_s)
-        m.verify_seconds.observe(prepared.clock.verify_s)
-        m.count_messages(result.outcomes)
-        m.count_records(result.counts)
-        now_ms = time.time() * 1000
-        for item in prepared.accepted:
-            m.end_to_end_seconds.observe(max(0.0, (now_ms - item.submission.sent_at_ms) / 1000))
-        for name, value in result.counts.items():
-            self.totals[name] = self.totals.get(name, 0) + value
-        for rejection in prepared.rejected:
-            msg = rejection.message
-            log.info(
-                "dead-lettered",
-                extra={
-                    "code": str(rejection.code),
-                    "submission_id": rejection.submission_id,
-                    "topic": msg.topic,
-                    "partition": msg.partition,
-                    "offset": msg.offset,
-                },
+def from_handoff(events: Sequence[Any]) -> Prepared:
+    """Landing messages back into one batch; an undecodable one is dead-lettered, not lost."""
+    accepted: list[Accepted] = []
+    rejected: list[Rejection] = []
+    for event in events:
+        try:
+            item = decode_item(event.message.value)
+        except Exception as exc:  # internal topic corruption: keep the bytes, say why
+            item = Rejection(
+                raw_message(event.message),
+                Reason.INTERNAL_ERROR,
+                f"undecodable hand-off message: {exc}",
             )
-
-    async def _send_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        producer = self.app.producer
-        await asyncio.gather(
-            *(
-                producer.send_and_wait(
-                    self.settings.dlq_topic, d.key, d.value, None, None, list(d.headers)
-                )
-                for d in letters
-            )
-        )
-
-    async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Retry an outage forever with backoff: good records are never dead-lettered for it.
-
-        Not acking while we wait is the back-pressure: the take buffer fills and Faust
-        stops fetching.
-        """
-        backoff = 0.5
-        while True:
-            try:
-                result = await attempt()
-            except Exception as exc:  # an outage, not bad data: bad data never raises here
-                self.backpressured = True
-                self.metrics.backpressure.set(1)
-                log.warning(
-                    "%s failed (%s: %s); retrying in %.1fs",
-                    what,
-                    type(exc).__name__,
-                    exc,
-                    backoff,
-                    extra={"backpressure": True},
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-            else:
-                if backoff > 0.5:
-                    log.info("%s recovered", what)
-                self.backpressured = False
-                self.metrics.backpressure.set(0)
-                return result
+        (accepted if isinstance(item, Accepted) else rejected).append(item)  # type: ignore[arg-type]
+    return Prepared(tuple(accepted), tuple(rejected))
 
 
-def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Ingestor]:
+def _raw_topic(app: faust.App, name: str) -> Any:
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+
+def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> faust.App:
+    group = settings.consumer_group + ("-lander" if role is Role.LAND else "")
+    datadir = settings.faust_dir / role.value
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        settings.consumer_group,
+        group,
         broker=f"kafka://{bootstrap}",
         store="memory://",
-        datadir=str(settings.faust_dir),
+        datadir=str(datadir),
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
@@ -212,55 +126,87 @@ def create_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Ingestor]
         producer_max_batch_size=1_048_576,
         producer_linger_ms=5,
     )
-    ingestor = Ingestor(app, settings, bootstrap)
-    submissions = app.topic(
-        settings.submissions_topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
+    metrics = Metrics()
+    backpressure = Backpressure(metrics.backpressure)
+    lander = (
+        Lander(app.producer, settings, metrics, backpressure) if role is not Role.VERIFY else None
     )
+    ingestor = Ingestor(settings, metrics) if role is not Role.LAND else None
+    source = settings.landing_topic if role is Role.LAND else settings.submissions_topic
 
-    @app.agent(submissions)
+    async def hand_off(prepared: Prepared) -> None:
+        items: list[Accepted | Rejection] = [*prepared.accepted, *prepared.rejected]
+        await asyncio.gather(
+            *(
+                app.producer.send_and_wait(
+                    settings.landing_topic, i.message.key, encode_item(i), None, None, None
+                )
+                for i in items
+            )
+        )
+
+    async def handle(events: Sequence[Any]) -> None:
+        if ingestor is None:
+            prepared = from_handoff(events)
+        else:
+            prepared = await ingestor.prepare([raw_message(e.message) for e in events])
+        if lander is not None:
+            await lander.land(prepared)
+        else:
+            await retry_outage("hand-off", lambda: hand_off(prepared), backpressure)
+
+    @app.agent(_raw_topic(app, source))
     async def ingest(stream: Any) -> None:
         try:
             async for events in stream.noack_take(
                 settings.batch_max_messages, within=settings.batch_max_ms / 1000
             ):
-                await ingestor.handle([raw_message(e.message) for e in events])
+                await handle(events)
                 for event in events:
                     await stream.ack(event)
         finally:
-            await ingestor.stop()
+            if lander is not None:
+                await lander.stop()
+            if ingestor is not None:
+                ingestor.stop()
 
-    @app.timer(interval=2.0)
-    async def reload_trust_and_reference() -> None:
-        await ingestor.refresh()
+    if ingestor is not None:
+
+        @app.timer(interval=2.0)
+        async def reload_trust_and_reference() -> None:
+            await ingestor.refresh()
 
     @app.timer(interval=10.0)
     async def measure_lag() -> None:
         try:
-            await ingestor.update_lag()
+            metrics.set_lag(await partition_lags(bootstrap, group, source))
         except Exception as exc:  # a metric must never take the worker down
             log.warning("could not measure lag: %s", exc)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
+        totals = lander.totals if lander is not None else {}
         return web.json(
-            {"status": "ok", "totals": ingestor.totals, "at": datetime.now(UTC).isoformat()}
+            {
+                "status": "ok",
+                "role": role.value,
+                "totals": totals,
+                "at": datetime.now(UTC).isoformat(),
+            }
         )
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        checks = await ingestor.ready()
-        return web.json(
-            {"ready": all(checks.values()), **checks}, status=200 if all(checks.values()) else 503
-        )
+        checks = {
+            "partitions_assigned": bool(app.consumer.assignment()),
+            "clickhouse": await lander.probe() if lander is not None else True,
+            "not_backpressured": not backpressure.active,
+        }
+        ok = all(checks.values())
+        return web.json({"ready": ok, **checks}, status=200 if ok else 503)
 
     @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(
-            ingestor.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+    async def render_metrics(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
 
-    return app, ingestor
+    return app

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from hocba.kafka.broker import free_port
 from hocba.kafka.dlq import DeadLetterRecord, read_topic
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.kafka.topics import ensure_topics
@@ -35,9 +36,8 @@ def load_reference(settings: Settings, reference: ReferenceData) -> None:
 
 
 async def publish(bootstrap: str, settings: Settings, messages: Sequence[Outgoing]) -> None:
-    await ensure_topics(
-        bootstrap, [settings.submissions_topic, settings.dlq_topic], settings.topic_partitions
-    )
+    topics = [settings.submissions_topic, settings.dlq_topic, settings.landing_topic]
+    await ensure_topics(bootstrap, topics, settings.topic_partitions)
     async with bulk_producer(bootstrap) as producer:
         await send_all(producer, settings.submissions_topic, messages)
 
@@ -48,13 +48,26 @@ def run_pipeline(
     messages: Sequence[Outgoing],
     log_path: Path,
     timeout_s: float = 180,
+    verifiers: int = 0,
 ) -> Run:
+    """One `all` worker, or (`verifiers` > 0) that many `verify` workers and one lander."""
     asyncio.run(publish(bootstrap, settings, messages))
-    worker = spawn_worker(settings, bootstrap, log_path)
+    if verifiers:
+        workers = [spawn_worker(settings, bootstrap, log_path, role="land")] + [
+            spawn_worker(
+                settings.model_copy(update={"web_port": free_port()}),
+                bootstrap,
+                log_path.with_suffix(f".{n}.log"),
+                role="verify",
+            )
+            for n in range(verifiers)
+        ]
+    else:
+        workers = [spawn_worker(settings, bootstrap, log_path)]
     try:
-        wait_drained(settings, bootstrap, worker, timeout_s=timeout_s)
+        wait_drained(settings, bootstrap, workers, handoff=verifiers > 0, timeout_s=timeout_s)
     finally:
-        code = stop_worker(worker)
+        code = max(stop_worker(w) for w in workers)
     return Run(settings, asyncio.run(read_topic(bootstrap, settings.dlq_topic)), code)
 
 

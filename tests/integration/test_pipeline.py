@@ -29,8 +29,9 @@ def published(scenario: Scenario) -> tuple[list[Outgoing], list[Outgoing]]:
     return good, bad_messages(scenario, good)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=[0, 2], ids=["one-worker", "two-verifiers+lander"])
 def run(
+    request: pytest.FixtureRequest,
     broker: EmbeddedBroker,
     scenario: Scenario,
     published: tuple[list[Outgoing], list[Outgoing]],
@@ -42,7 +43,9 @@ def run(
     )
     load_reference(settings, scenario.reference)
     good, bad = published
-    return run_pipeline(settings, broker.bootstrap, [*good, *bad], data_dir / "worker.log")
+    return run_pipeline(
+        settings, broker.bootstrap, [*good, *bad], data_dir / "worker.log", verifiers=request.param
+    )
 
 
 def test_every_good_record_lands_once(run: Run, scenario: Scenario) -> None:

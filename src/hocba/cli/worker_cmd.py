@@ -7,7 +7,7 @@ import json
 import typer
 from rich.console import Console
 
-from hocba.cli.errors import friendly
+from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import create_topics, kafka, load_settings
 from hocba.logs import configure as configure_logging
 
@@ -16,6 +16,11 @@ config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is
 
 @friendly
 def worker(
+    role: str = typer.Option(
+        "all",
+        help="all: verify and land (one worker on chDB, or any number with a ClickHouse "
+        "server) | verify: verify and hand off to hocba.landing | land: the one lander",
+    ),
     log_level: str = typer.Option("info", help="debug | info | warning | error"),
     log_json: bool = typer.Option(
         None, "--log-json/--log-text", help="JSON lines (default when stderr is not a terminal)"
@@ -30,7 +35,12 @@ def worker(
     """
     import faust
 
-    from hocba.worker import create_app
+    from hocba.worker import Role, create_app
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise UserError(f"--role must be one of {', '.join(r.value for r in Role)}") from None
 
     settings = load_settings()
     configure_logging(log_level, log_json)
@@ -38,7 +48,7 @@ def worker(
         if not settings.kafka_bootstrap:
             Console(stderr=True).print(f"embedded broker at {bootstrap}")
         create_topics(settings, bootstrap)
-        app, _ = create_app(settings, bootstrap)
+        app = create_app(settings, bootstrap, chosen)
         faust.Worker(
             app, loglevel=log_level, quiet=True, override_logging=False
         ).execute_from_commandline()

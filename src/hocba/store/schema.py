@@ -29,6 +29,7 @@ from hocba.domain.columns import (
     SCHOOL_COLUMNS,
     SUBMISSION_COLUMNS,
 )
+from hocba.stats.views import view_statements
 
 DEDUP_WINDOW = 10_000  # inserts whose block ids `records` remembers
 
@@ -105,6 +106,9 @@ def create_table_sql(database: str, spec: TableSpec) -> str:
 
 
 def schema_statements(database: str) -> list[str]:
-    return [f"CREATE DATABASE IF NOT EXISTS `{database}`"] + [
-        create_table_sql(database, spec) for spec in TABLES.values()
+    """Database, tables, then the statistics views that read them (`hocba.stats.views`)."""
+    return [
+        f"CREATE DATABASE IF NOT EXISTS `{database}`",
+        *(create_table_sql(database, spec) for spec in TABLES.values()),
+        *view_statements(database),
     ]

@@ -1,0 +1,116 @@
+"""The landing side of the worker: the one owner of the store, and the DLQ producer.
+
+The store lives on a thread of its own (chDB is single-owner and a synchronous insert must
+not block Faust's event loop). A batch is acknowledged by the caller only after `land`
+returns: rows inserted, audit written, dead letters delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from hocba.backoff import Backpressure, retry_outage
+from hocba.landing import LandResult, land_prepared
+from hocba.metrics import Metrics
+from hocba.pipeline.deadletter import DeadLetter
+from hocba.pipeline.process import Prepared
+from hocba.settings import Settings
+from hocba.store.base import Store
+from hocba.store.factory import open_store
+
+log = logging.getLogger("hocba.lander")
+READY_PROBE_TIMEOUT_S = 5.0
+
+
+class Lander:
+    def __init__(
+        self, producer: Any, settings: Settings, metrics: Metrics, backpressure: Backpressure
+    ) -> None:
+        self.producer = producer  # anything with Faust's `send_and_wait`
+        self.settings = settings
+        self.metrics = metrics
+        self.backpressure = backpressure
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-store")
+        self.store: Store | None = None
+        self.totals: dict[str, int] = {}
+
+    async def _store(self) -> Store:
+        if self.store is None:
+            loop = asyncio.get_running_loop()
+            self.store = await retry_outage(
+                "opening the store",
+                lambda: loop.run_in_executor(self.thread, open_store, self.settings),
+                self.backpressure,
+            )
+        return self.store
+
+    async def stop(self) -> None:
+        store, self.store = self.store, None
+        if store is not None:
+            await asyncio.get_running_loop().run_in_executor(self.thread, store.close)
+        self.thread.shutdown()
+
+    async def probe(self) -> bool:
+        store = self.store
+        if store is None:
+            return False
+        probe = asyncio.get_running_loop().run_in_executor(self.thread, store.query, "SELECT 1")
+        try:
+            return bool(await asyncio.wait_for(probe, READY_PROBE_TIMEOUT_S))
+        except Exception:  # any failure of the probe means "not ready", never a crash
+            return False
+
+    async def land(self, prepared: Prepared) -> LandResult:
+        store = await self._store()
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        result = await retry_outage(
+            "landing",
+            lambda: loop.run_in_executor(
+                self.thread, land_prepared, store, prepared, self.settings.worker_name
+            ),
+            self.backpressure,
+        )
+        self.metrics.insert_seconds.observe(time.perf_counter() - started)
+        await retry_outage(
+            "dead-lettering", lambda: self._send(result.dead_letters), self.backpressure
+        )
+        self._observe(prepared, result)
+        return result
+
+    async def _send(self, letters: Sequence[DeadLetter]) -> None:
+        await asyncio.gather(
+            *(
+                self.producer.send_and_wait(
+                    self.settings.dlq_topic, d.key, d.value, None, None, list(d.headers)
+                )
+                for d in letters
+            )
+        )
+
+    def _observe(self, prepared: Prepared, result: LandResult) -> None:
+        self.metrics.count_messages(result.outcomes)
+        self.metrics.count_records(result.counts)
+        now_ms = time.time() * 1000
+        for item in prepared.accepted:
+            latency = max(0.0, (now_ms - item.submission.sent_at_ms) / 1000)
+            self.metrics.end_to_end_seconds.observe(latency)
+        for name, value in result.counts.items():
+            self.totals[name] = self.totals.get(name, 0) + value
+        for rejection in prepared.rejected:
+            msg = rejection.message
+            log.info(
+                "dead-lettered",
+                extra={
+                    "code": str(rejection.code),
+                    "submission_id": rejection.submission_id,
+                    "topic": msg.topic,
+                    "partition": msg.partition,
+                    "offset": msg.offset,
+                },
+            )
