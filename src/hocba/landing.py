@@ -51,7 +51,6 @@ def _accepted_audit(item: Accepted, received_at: datetime, **figures: Any) -> di
         **_coordinates(item.message),
         "sent_at": _ms(sub.sent_at_ms),
         "received_at": received_at,
-        "reason": "",
         **figures,
     }
 
@@ -125,7 +124,8 @@ def land_prepared(store: Store, prepared: Prepared, worker: str) -> LandResult:
         if item.record_errors:
             rejections.append(partial_rejection(item))
         outcome = "partial" if item.record_errors else "accepted" if result.to_land else "duplicate"
-        outcomes[(outcome, str(item.record_errors[0].code) if item.record_errors else "")] += 1
+        reason = str(item.record_errors[0].code) if item.record_errors else ""
+        outcomes[(outcome, reason)] += 1
         figures = {
             "records_landed": len(result.to_land),
             "records_duplicate": result.duplicates,
@@ -137,6 +137,7 @@ def land_prepared(store: Store, prepared: Prepared, worker: str) -> LandResult:
                 item,
                 prepared.received_at,
                 outcome=outcome,
+                reason=reason,
                 records_total=item.records_total,
                 **figures,
             )

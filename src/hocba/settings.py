@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         default=False, description="store raw personal IDs and names (off: pseudonyms only)"
     )
     worker_name: str = "hocba-worker"
+    store_fault_file: Path | None = Field(
+        default=None,
+        description="fault injection: every store call fails while this file exists",
+    )
 
     @property
     def chdb_path(self) -> Path:

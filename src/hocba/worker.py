@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 import faust
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from hocba.backoff import Backpressure, retry_outage
 from hocba.context import ContextLoader
@@ -207,6 +208,6 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
 
     @app.page("/metrics")
     async def render_metrics(web: Any, request: Any) -> Any:
-        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+        return web.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return app

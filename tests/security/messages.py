@@ -8,6 +8,7 @@ and carry its records, unless the case is about another Department or province.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -53,6 +54,17 @@ EXPECTED: Mapping[str, Reason | None] = MappingProxyType(
     }
 )
 BAD = tuple(name for name, reason in EXPECTED.items() if reason is not None)
+# Where cases share a code, the dead letter's detail must show the failure had the right cause.
+DETAIL: Mapping[str, str] = MappingProxyType(
+    {
+        "revoked_leaf": f"CN={SENDER},",
+        "revoked_intermediate": "CN=hocba demo revoked CA,",
+        "not_in_register": "is not in the register",
+        "suspended": "is suspended in the register",
+        "sender_of_another_province": f"certificate registered to '{SENDER}'",
+        "school_of_another_province": "outside the sender's province",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,11 @@ def leaf_signer(scenario: Scenario, leaf: str) -> Signer:
     """The signer of one of the demo PKI's named leaves (`leaves/<name>.{key,chain}.pem`)."""
     leaves = scenario.trust_dir / "leaves"
     return load_signer(leaves / f"{leaf}.key.pem", leaves / f"{leaf}.chain.pem")
+
+
+def leaf_fingerprint(signer: Signer) -> str:
+    """The register key of a signer's certificate."""
+    return hashlib.sha256(signer.chain_der[0]).hexdigest()
 
 
 def province_records(scenario: Scenario, province: str) -> list[dict[str, Any]]:

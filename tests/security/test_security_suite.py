@@ -7,7 +7,6 @@ must survive them all. The last tests check how the trust store reads CRL files.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from collections import Counter
@@ -25,7 +24,17 @@ from hocba.trust.register import CertStatus, load_register, save_register, set_s
 from hocba.trust.store import load_trust_store
 from tests.conftest import isolated_settings
 from tests.integration.harness import Run, load_reference, query, run_pipeline
-from tests.security.messages import BAD, EXPECTED, GOOD, PROVINCES, SUSPENDED, Case, build_cases
+from tests.security.messages import (
+    BAD,
+    DETAIL,
+    EXPECTED,
+    GOOD,
+    PROVINCES,
+    SUSPENDED,
+    Case,
+    build_cases,
+    leaf_fingerprint,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +59,7 @@ def run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Run:
     register_path = scenario.trust_dir / "register.json"
-    suspended = hashlib.sha256(scenario.signers[SUSPENDED].chain_der[0]).hexdigest()
+    suspended = leaf_fingerprint(scenario.signers[SUSPENDED])
     register = set_status(load_register(register_path), suspended, CertStatus.SUSPENDED)
     save_register(register_path, register)
     data_dir = tmp_path_factory.mktemp("data")
@@ -75,8 +84,9 @@ def test_bad_message_is_dead_lettered_with_its_reason(
     assert letter is not None, f"{name} was not dead-lettered"
     expected = EXPECTED[name]
     assert expected is not None
-    detail = letter.headers.get("hocba.error.detail")
+    detail = letter.headers["hocba.error.detail"]
     assert letter.headers["hocba.error.code"] == expected.value, detail
+    assert DETAIL.get(name, "") in detail
     assert letter.headers["hocba.error.stage"] == expected.stage.value
     assert letter.value == cases[name].value
 

@@ -25,6 +25,8 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
+        except typer.Exit:  # click's Exit is a RuntimeError: let deliberate exit codes through
+            raise
         except (UserError, OSError, ValueError, TimeoutError, RuntimeError) as exc:
             stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(2) from None

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from hocba.cli import demo_cmd, lag_cmd, pki_cmd, publish_cmd, stats_cmd, trust_cmd, worker_cmd
+from hocba.cli import (
+    demo_cmd,
+    dlq_cmd,
+    lag_cmd,
+    pki_cmd,
+    publish_cmd,
+    report_cmd,
+    stats_cmd,
+    trust_cmd,
+    worker_cmd,
+)
 
 app = typer.Typer(
     name="hocba",
@@ -24,6 +34,8 @@ app.command("worker")(worker_cmd.worker)
 app.command("publish")(publish_cmd.publish)
 app.command("lag")(lag_cmd.lag)
 app.command("stats")(stats_cmd.stats)
+app.command("report")(report_cmd.report)
+app.add_typer(dlq_cmd.app, name="dlq")
 app.add_typer(pki_cmd.app, name="pki")
 app.add_typer(trust_cmd.app, name="trust")
 app.add_typer(worker_cmd.config_app, name="config")

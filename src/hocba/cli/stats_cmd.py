@@ -1,37 +1,183 @@
-"""`hocba stats`: the national figures from the store."""
+"""`hocba stats`: the Ministry's national progress report from the store, for people or scripts."""
 
 from __future__ import annotations
 
+import csv
 import json
-from dataclasses import asdict
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-from hocba.cli.demo_cmd import print_summary
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
-from hocba.store.base import StoreLockedError
+from hocba.settings import Settings
+from hocba.stats.report import (
+    Breakdown,
+    BreakdownRow,
+    DepartmentProgress,
+    ProgressReport,
+    SortKey,
+    breakdown,
+    fetch_report,
+    sort_departments,
+)
+from hocba.store.base import Store, StoreLockedError
 from hocba.store.factory import open_store
-from hocba.summary import national_summary
+
+SCHOOL_YEAR_OPTION = typer.Option(
+    None, "--school-year", help="e.g. 2023-2024 (default: the latest in the store)"
+)
+GRADE_OPTION = typer.Option(
+    [], "--grade", "-g", help="repeat for several (default: every grade with expected enrolment)"
+)
+
+
+def open_for_reading(settings: Settings) -> Store:
+    """The store, or one line saying why not: chDB has one owner, often a running worker."""
+    try:
+        return open_store(settings)
+    except StoreLockedError:
+        raise UserError(
+            f"the chDB store {settings.chdb_path} is held by another process (a running "
+            "`hocba worker`?): stop it and re-run, or share a ClickHouse server between "
+            "workers and analysts (HOCBA_CLICKHOUSE_URL)"
+        ) from None
+
+
+def load_report(
+    settings: Settings, school_year: str | None, grades: Sequence[int]
+) -> ProgressReport:
+    store = open_for_reading(settings)
+    try:
+        return fetch_report(store, settings.database, school_year, grades)
+    except LookupError as exc:
+        raise UserError(f"{exc}: land records or load reference data first") from None
+    finally:
+        store.close()
 
 
 @friendly
-def stats(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Records landed by province and level, dead letters by reason, submissions by outcome.
+def stats(
+    school_year: str | None = SCHOOL_YEAR_OPTION,
+    grade: list[int] = GRADE_OPTION,
+    by: Breakdown | None = typer.Option(None, "--by", help="also break coverage down by this"),
+    sort: SortKey = typer.Option(SortKey.CODE, "--sort", help="order of the Department rows"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    as_csv: bool = typer.Option(False, "--csv", help="print CSV (Departments, or the --by rows)"),
+) -> None:
+    """The national progress report: Departments registered, with an approved certificate,
+    sending; records received; coverage of expected enrolment — nationally and per Department.
 
-    Reads HOCBA_CLICKHOUSE_URL, or the chDB store under HOCBA_DATA_DIR (stop the worker
-    first: chDB has one owner).
+    Every figure counts each record once (latest revision). Example:
+
+        hocba stats --school-year 2023-2024 -g 1 -g 2 -g 3 -g 4 --sort coverage
+
+    Reads HOCBA_CLICKHOUSE_URL, or the chDB store under HOCBA_DATA_DIR (chDB has one owner:
+    stop a worker that holds it first).
     """
-    settings = load_settings()
-    try:
-        store = open_store(settings)
-    except StoreLockedError as exc:
-        raise UserError(f"{exc}; stop the worker that holds it, or query ClickHouse") from None
-    try:
-        summary = national_summary(store, settings.database)
-    finally:
-        store.close()
+    report = load_report(load_settings(), school_year, grade)
+    rows = breakdown(report, by) if by else ()
+    departments = sort_departments(report.departments, sort)
     if as_json:
-        typer.echo(json.dumps(asdict(summary), default=str))
+        extra = {"breakdown": [vars_of(r) for r in rows]} if by else {}
+        typer.echo(json.dumps(report.to_json() | extra, ensure_ascii=False))
+    elif as_csv:
+        _print_csv(departments, rows)
     else:
-        print_summary(summary)
+        print_report(report, departments, rows, by)
+
+
+def vars_of(row: BreakdownRow) -> dict[str, object]:
+    return {f.name: getattr(row, f.name) for f in fields(row)}
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f} %"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "[red]no[/]"
+
+
+def print_report(
+    report: ProgressReport,
+    departments: Sequence[DepartmentProgress],
+    rows: Sequence[BreakdownRow],
+    by: Breakdown | None,
+) -> None:
+    """The national line, then the --by rows if asked, else one row per Department."""
+    console = Console()
+    n = report.national
+    grades = ", ".join(str(g) for g in report.grades)
+    national = Table(
+        "Departments",
+        "registered",
+        "approved certificate",
+        "sending",
+        "records",
+        "expected",
+        "coverage",
+        title=f"National progress, {report.school_year}, grades {grades}",
+    )
+    national.add_row(
+        str(n.departments_total),
+        str(n.departments_registered),
+        str(n.departments_with_approved_certificate),
+        str(n.departments_sending),
+        f"{n.records:,}",
+        f"{n.expected:,}",
+        _pct(n.coverage_pct),
+        style="bold",
+    )
+    console.print(national)
+    if by:
+        table = Table(by.value, "name", "records", "expected", "coverage", title=f"By {by.value}")
+        for row in rows:
+            table.add_row(
+                row.key, row.name, f"{row.records:,}", f"{row.expected:,}", _pct(row.coverage_pct)
+            )
+        console.print(table)
+        return
+    table = Table(*_DEPARTMENT_HEAD, title="By Department")
+    for d in departments:
+        landed = d.last_landed_at.strftime("%Y-%m-%d %H:%M") if d.last_landed_at else "–"
+        table.add_row(
+            d.code,
+            d.name,
+            _yes(d.account_registered),
+            _yes(d.certificate_approved),
+            _yes(d.sending),
+            f"{d.records:,}",
+            f"{d.expected:,}",
+            _pct(d.coverage_pct),
+            landed,
+        )
+    console.print(table)
+
+
+_DEPARTMENT_HEAD = (
+    "Department",
+    "name",
+    "account",
+    "certificate",
+    "sending",
+    "records",
+    "expected",
+    "coverage",
+    "last landed (UTC)",
+)
+
+
+def _print_csv(departments: Sequence[DepartmentProgress], rows: Sequence[BreakdownRow]) -> None:
+    """The --by rows when asked, else one row per Department (the national line is --json)."""
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    if rows:
+        out.writerow([f.name for f in fields(BreakdownRow)])
+        out.writerows([getattr(r, f.name) for f in fields(BreakdownRow)] for r in rows)
+        return
+    out.writerow([f.name for f in fields(DepartmentProgress)])
+    out.writerows([getattr(d, f.name) for f in fields(DepartmentProgress)] for d in departments)

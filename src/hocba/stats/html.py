@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
-from hocba.stats.report import Activity, ProgressReport, breakdown
+from hocba.stats.report import Activity, Breakdown, ProgressReport, breakdown
 from hocba.stats.svg import Bar, Chart, column_chart, hbar_chart
 
 MAX_HOURLY_BUCKETS = 72  # beyond three days of hours, records over time are shown per day
@@ -44,7 +44,7 @@ def coverage_chart(report: ProgressReport) -> Chart:
             f"{_pct(row.coverage_pct)} ({row.records:,} / {row.expected:,})",
             _color(row.coverage_pct),
         )
-        for row in breakdown(report, "province")
+        for row in breakdown(report, Breakdown.PROVINCE)
     ]
     grades = ", ".join(str(g) for g in report.grades)
     title = f"Coverage by province, {report.school_year}, grades {grades}"

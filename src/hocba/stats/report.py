@@ -12,16 +12,28 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from hocba.pipeline.rules_data import GRADES
 from hocba.stats import queries
 from hocba.store.base import Store
 
-Breakdown = Literal["province", "province-2025", "level", "grade"]
-BREAKDOWNS: tuple[Breakdown, ...] = ("province", "province-2025", "level", "grade")
-SortKey = Literal["code", "name", "records", "expected", "coverage"]
-SORT_KEYS: tuple[SortKey, ...] = ("code", "name", "records", "expected", "coverage")
+
+
+class Breakdown(StrEnum):
+    PROVINCE = "province"  # the 63 former provinces (province_code_2024)
+    PROVINCE_2025 = "province-2025"  # the 34 current provinces
+    LEVEL = "level"
+    GRADE = "grade"
+
+
+class SortKey(StrEnum):
+    CODE = "code"
+    NAME = "name"
+    RECORDS = "records"
+    EXPECTED = "expected"
+    COVERAGE = "coverage"
 
 
 def coverage_pct(records: int, expected: int) -> float | None:
@@ -164,17 +176,17 @@ def _province_of(edition: int) -> Callable[[Cell], str]:
 
 def breakdown(report: ProgressReport, by: Breakdown) -> tuple[BreakdownRow, ...]:
     """Records, expected and coverage grouped by former/current province, level or grade."""
-    keys: dict[str, tuple[Callable[[Cell], str], Callable[[str], str]]] = {
-        "province": (
+    keys: dict[Breakdown, tuple[Callable[[Cell], str], Callable[[str], str]]] = {
+        Breakdown.PROVINCE: (
             lambda c: c.province_code_2024,
             lambda k: report.province_names.get((2024, k), ""),
         ),
-        "province-2025": (
+        Breakdown.PROVINCE_2025: (
             lambda c: c.province_code_2025,
             lambda k: report.province_names.get((2025, k), ""),
         ),
-        "level": (lambda c: GRADES[c.grade].level, lambda k: k),
-        "grade": (lambda c: f"{c.grade:02d}", lambda k: f"grade {int(k)}"),
+        Breakdown.LEVEL: (lambda c: GRADES[c.grade].level, lambda k: k),
+        Breakdown.GRADE: (lambda c: f"{c.grade:02d}", lambda k: f"grade {int(k)}"),
     }
     key_of, name_of = keys[by]
     totals: dict[str, tuple[int, int]] = {}
@@ -189,9 +201,9 @@ def breakdown(report: ProgressReport, by: Breakdown) -> tuple[BreakdownRow, ...]
 
 def sort_departments(rows: Sequence[DepartmentProgress], key: SortKey) -> list[DepartmentProgress]:
     """Codes and names ascending; figures descending (largest first), ties by code."""
-    if key in ("code", "name"):
-        return sorted(rows, key=lambda d: (getattr(d, key), d.code))
-    field = "coverage_pct" if key == "coverage" else key
+    if key in (SortKey.CODE, SortKey.NAME):
+        return sorted(rows, key=lambda d: (getattr(d, key.value), d.code))
+    field = "coverage_pct" if key is SortKey.COVERAGE else key.value
     return sorted(rows, key=lambda d: (-(getattr(d, field) or 0), d.code))
 
 

@@ -1,10 +1,15 @@
-"""Picks the backend from settings: a ClickHouse server when a URL is configured, else chDB."""
+"""Picks the backend from settings: a ClickHouse server when a URL is configured, else chDB.
+
+With `store_fault_file` set, the backend is wrapped in `FaultyStore`, so an outage can be
+switched on and off from outside the process (tests, incident rehearsals).
+"""
 
 from __future__ import annotations
 
 from hocba.settings import Settings
 from hocba.store.base import Store
 from hocba.store.chdb_store import ChdbStore
+from hocba.store.faulty import FaultyStore
 from hocba.store.server_store import ServerStore
 
 
@@ -15,6 +20,8 @@ def open_store(settings: Settings) -> Store:
         store = ServerStore(settings.clickhouse_url.get_secret_value(), settings.database)
     else:
         store = ChdbStore(settings.chdb_path, settings.database)
+    if settings.store_fault_file is not None:
+        store = FaultyStore(store, settings.store_fault_file)
     try:
         store.ensure_schema()
     except BaseException:

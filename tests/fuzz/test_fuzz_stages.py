@@ -1,0 +1,183 @@
+"""Property: no input crashes the pipeline; every non-accepted message has a reason code.
+
+Random bytes, mutated envelopes, re-signed mutated payloads and mutated certificate chains
+go through the real `process_batch` (real PKI, trust store and reference data from a small
+scenario). Each must come out exactly once, accepted or rejected with a `Reason` — and never
+as `internal.error`, which would mean a stage raised on bad input.
+
+Runs 200 examples per property by default. A longer run (e.g. before a release):
+
+    HOCBA_FUZZ_PROFILE=long .venv/bin/pytest tests/fuzz -q
+
+(`long` = 20,000 examples per property; `HOCBA_FUZZ_EXAMPLES=N` sets any other count.)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from functools import partial
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hocba.context import ContextLoader
+from hocba.domain.messages import RawMessage, Rejection, Submission
+from hocba.domain.reasons import Reason
+from hocba.pipeline.codec import MAGIC, RECORD_BATCH, SUBMISSION, SchemaRegistry
+from hocba.pipeline.decode import decode_envelope
+from hocba.pipeline.process import PipelineContext, process_batch
+from hocba.publishing import build_submission
+from hocba.scenario import Scenario, build_scenario, signed_messages
+from hocba.settings import Settings
+from hocba.trust.signing import Signer, sign
+
+PROFILES = {"default": 200, "long": 20_000}
+EXAMPLES = int(
+    os.environ.get("HOCBA_FUZZ_EXAMPLES", PROFILES[os.environ.get("HOCBA_FUZZ_PROFILE", "default")])
+)
+fuzz = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+class World:
+    """A real context and a few valid messages to mutate; built once for the module."""
+
+    def __init__(self, root: Path) -> None:
+        self.scenario: Scenario = build_scenario(
+            root, records=12, provinces=("01",), schools_per_province=1
+        )
+        settings_ = Settings(
+            trust_dir=self.scenario.trust_dir, reference_dir=self.scenario.reference_dir
+        )
+        self.ctx: PipelineContext = ContextLoader(settings_).current()
+        self.registry: SchemaRegistry = self.ctx.registry
+        self.valid = [m.value for m in signed_messages(self.scenario, batch_size=4)]
+        self.signer: Signer = next(iter(self.scenario.signers.values()))
+        first = decode_envelope(raw(self.valid[0]), self.registry, 1_048_576)
+        assert isinstance(first, Submission)
+        self.submission = first
+
+    def envelope(self, payload: bytes, chain: list[bytes] | None = None) -> bytes:
+        """A correctly signed envelope around `payload`, with the given chain."""
+        _, value = build_submission(
+            self.registry,
+            payload,
+            sign=partial(sign, self.signer),
+            algorithm=self.signer.algorithm,
+            chain_der=self.signer.chain_der if chain is None else chain,
+            sender_code=self.submission.sender_code,
+            vendor="fuzz",
+        )
+        return value
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return World(tmp_path_factory.mktemp("fuzz"))
+
+
+def raw(value: bytes) -> RawMessage:
+    return RawMessage("fuzz", 0, 0, 0, b"k", value)
+
+
+def check(world: World, value: bytes) -> None:
+    message = raw(value)
+    prepared = process_batch([message], world.ctx)
+    outcomes = [*prepared.accepted, *prepared.rejected]
+    assert len(outcomes) == 1
+    assert outcomes[0].message is message
+    for rejection in prepared.rejected:
+        assert isinstance(rejection, Rejection)
+        assert isinstance(rejection.code, Reason)
+        assert rejection.code is not Reason.INTERNAL_ERROR, rejection.detail
+
+
+@st.composite
+def mutated(draw: st.DrawFn, original: bytes) -> bytes:
+    """Bit flips, a truncation, an insertion or a deletion, a few at a time."""
+    data = bytearray(original)
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "overwrite"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if kind == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "truncate":
+            del data[at:]
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+        elif kind == "delete":
+            del data[at : at + draw(st.integers(1, 16))]
+        elif data:
+            data[at] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+@fuzz
+@given(data=st.binary(max_size=512))
+def test_random_bytes(world: World, data: bytes) -> None:
+    check(world, data)
+
+
+@fuzz
+@given(body=st.binary(max_size=512), schema=st.sampled_from([SUBMISSION, RECORD_BATCH]))
+def test_random_bodies_behind_a_valid_header(world: World, body: bytes, schema: str) -> None:
+    check(world, MAGIC + world.registry.writer_fingerprint(schema) + body)
+
+
+@fuzz
+@given(st.data())
+def test_mutated_envelopes(world: World, data: st.DataObject) -> None:
+    original = data.draw(st.sampled_from(world.valid))
+    check(world, data.draw(mutated(original)))
+
+
+@fuzz
+@given(st.data())
+def test_mutated_payloads_signed_correctly(world: World, data: st.DataObject) -> None:
+    payload = data.draw(mutated(world.submission.payload))
+    check(world, world.envelope(payload))
+
+
+@fuzz
+@given(
+    st.data(),
+    st.sampled_from(["random_der", "shuffle", "drop", "duplicate", "mutate", "empty"]),
+)
+def test_mutated_certificate_chains(world: World, data: st.DataObject, kind: str) -> None:
+    chain = list(world.signer.chain_der)
+    if kind == "random_der":
+        chain[data.draw(st.integers(0, len(chain) - 1))] = data.draw(st.binary(max_size=300))
+    elif kind == "shuffle":
+        random.Random(data.draw(st.integers(0, 2**32))).shuffle(chain)
+    elif kind == "drop":
+        del chain[data.draw(st.integers(0, len(chain) - 1))]
+    elif kind == "duplicate":
+        chain.append(chain[data.draw(st.integers(0, len(chain) - 1))])
+    elif kind == "mutate":
+        at = data.draw(st.integers(0, len(chain) - 1))
+        chain[at] = data.draw(mutated(chain[at]))
+    else:
+        chain = []
+    check(world, world.envelope(world.submission.payload, chain))
+
+
+def test_the_world_accepts_its_valid_messages(world: World) -> None:
+    """Guards the properties above: the unmutated messages do get accepted."""
+    prepared = process_batch([raw(v) for v in world.valid], world.ctx)
+    assert len(prepared.accepted) == len(world.valid), prepared.rejected
+
+
+def test_a_certificate_with_a_malformed_subject_is_cert_malformed(world: World) -> None:
+    """Found by the fuzzer: the DER loads (parsing is lazy) but reading its subject fails."""
+    chain = list(world.signer.chain_der)
+    issuer_end = chain[1].index(b"\x13\x02VN") + 4
+    subject_at = chain[1].index(b"\x13\x02VN", issuer_end)
+    chain[1] = chain[1][:subject_at] + b"\x11" + chain[1][subject_at + 1 :]
+    prepared = process_batch([raw(world.envelope(world.submission.payload, chain))], world.ctx)
+    assert [r.code for r in prepared.rejected] == [Reason.VERIFY_CERT_MALFORMED]

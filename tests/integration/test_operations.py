@@ -1,0 +1,169 @@
+"""Operators' view of a real run: lag, Prometheus counters, readiness, scale-out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from hocba.kafka.broker import EmbeddedBroker, free_port
+from hocba.kafka.lag import partition_lags, total_lag
+from hocba.kafka.producer import Outgoing
+from hocba.runner import settings_env, spawn_worker, stop_worker, wait_drained
+from hocba.scenario import Scenario, bad_messages, build_scenario, signed_messages
+from hocba.settings import Settings
+from tests.conftest import isolated_settings
+from tests.integration.harness import load_reference, publish, query
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    return build_scenario(
+        tmp_path_factory.mktemp("ops"), records=600, provinces=("01", "48"), schools_per_province=3
+    )
+
+
+def hocba(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hocba.cli.main", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_lag_is_exact_before_and_zero_after_consumption(
+    broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
+) -> None:
+    settings = isolated_settings(
+        tmp_path, trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+    )
+    messages = signed_messages(scenario, batch_size=20)
+    asyncio.run(publish(broker.bootstrap, settings, messages))
+    env = settings_env(settings, broker.bootstrap)
+
+    before = hocba("lag", "--json", env=env)
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout)["lag"] == len(messages)
+    assert hocba("lag", "--max-lag", "0", env=env).returncode == 1
+
+    load_reference(settings, scenario.reference)
+    worker = spawn_worker(settings, broker.bootstrap, tmp_path / "worker.log")
+    try:
+        wait_drained(settings, broker.bootstrap, worker, timeout_s=120)
+    finally:
+        stop_worker(worker)
+    after = json.loads(hocba("lag", "--json", env=env).stdout)
+    assert after["lag"] == 0
+    assert all(p["committed"] == p["end"] for p in after["partitions"])
+
+
+def test_metrics_match_the_audit_and_ready_reports(
+    broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
+) -> None:
+    settings = isolated_settings(
+        tmp_path, trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+    )
+    good = signed_messages(scenario, batch_size=30)
+    load_reference(settings, scenario.reference)
+    asyncio.run(publish(broker.bootstrap, settings, [*good, *bad_messages(scenario, good)]))
+    worker = spawn_worker(settings, broker.bootstrap, tmp_path / "worker.log")
+    try:
+        wait_drained(settings, broker.bootstrap, worker, timeout_s=120)
+        metrics = scrape(settings.web_port)
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/ready") as response:
+            ready = json.loads(response.read())
+    finally:
+        stop_worker(worker)
+    audit = query(
+        settings,
+        "SELECT outcome, reason, count() AS n FROM {db}.submissions GROUP BY outcome, reason",
+    )
+    for row in audit:
+        labels = (("outcome", row["outcome"]), ("reason", row["reason"]))
+        assert metrics[("hocba_messages_total", labels)] == row["n"], row
+    landed = query(settings, "SELECT count() AS n FROM {db}.records")[0]["n"]
+    assert metrics[("hocba_records_total", (("outcome", "landed"),))] == landed
+    assert ready == {
+        "ready": True,
+        "partitions_assigned": True,
+        "clickhouse": True,
+        "not_backpressured": True,
+    }
+
+
+def _kill_once_started(settings: Settings, bootstrap: str, victim: subprocess.Popen[bytes]) -> int:
+    """SIGKILL `victim` as soon as the group has landed something; return what was left."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        lags = asyncio.run(
+            partition_lags(bootstrap, settings.consumer_group, settings.submissions_topic)
+        )
+        remaining = total_lag(lags)
+        if remaining < sum(p.end for p in lags):
+            victim.kill()
+            victim.wait()
+            return remaining
+        time.sleep(0.1)
+    raise TimeoutError("the verifiers never started consuming")
+
+
+def test_killing_one_of_two_verifiers_moves_its_partitions(
+    broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
+) -> None:
+    settings = isolated_settings(
+        tmp_path,
+        trust_dir=scenario.trust_dir,
+        reference_dir=scenario.reference_dir,
+        batch_max_messages=1,
+    )
+    messages: list[Outgoing] = signed_messages(scenario, batch_size=2)
+    load_reference(settings, scenario.reference)
+    asyncio.run(publish(broker.bootstrap, settings, messages))
+    lander = spawn_worker(settings, broker.bootstrap, tmp_path / "lander.log", role="land")
+    verifiers = [
+        spawn_worker(
+            settings.model_copy(update={"web_port": free_port()}),
+            broker.bootstrap,
+            tmp_path / f"verify{n}.log",
+            role="verify",
+        )
+        for n in range(2)
+    ]
+    try:
+        remaining_at_kill = _kill_once_started(settings, broker.bootstrap, verifiers[0])
+        assert remaining_at_kill > 0, "the run finished before the kill: nothing was tested"
+        wait_drained(
+            settings, broker.bootstrap, [lander, verifiers[1]], handoff=True, timeout_s=180
+        )
+    finally:
+        for process in (*verifiers, lander):
+            stop_worker(process)
+    counts = query(
+        settings, "SELECT count() AS n, uniqExact(student_key) AS s FROM {db}.records FINAL"
+    )[0]
+    assert counts == {"n": len(scenario.records), "s": len(scenario.records)}
+    landed_twice = query(settings, "SELECT count() AS n FROM {db}.records")[0]["n"]
+    assert landed_twice == len(scenario.records), "a re-delivered batch must not land again"
