@@ -44,6 +44,7 @@ def main(argv: list[str]) -> None:
     elif command == "test":
         setup()
         run(BIN / "ruff", "check", "src", "tests", "bench", "dev.py")
+        run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "dev.py")
         run(BIN / "mypy")
         run(BIN / "pytest", *argv[1:])
     elif command == "setup":

@@ -15,11 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hocba.kafka.broker import EmbeddedBroker, free_port
-from hocba.kafka.lag import partition_lags, total_lag
 from hocba.kafka.producer import Outgoing
 from hocba.runner import settings_env, spawn_worker, stop_worker, wait_drained
 from hocba.scenario import Scenario, bad_messages, build_scenario, signed_messages
-from hocba.settings import Settings
 from tests.conftest import isolated_settings
 from tests.integration.harness import load_reference, publish, query
 
@@ -114,47 +112,46 @@ def test_metrics_match_the_audit_and_ready_reports(
     }
 
 
-def _kill_once_started(settings: Settings, bootstrap: str, victim: subprocess.Popen[bytes]) -> int:
-    """SIGKILL `victim` as soon as the group has landed something; return what was left."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        lags = asyncio.run(
-            partition_lags(bootstrap, settings.consumer_group, settings.submissions_topic)
-        )
-        remaining = total_lag(lags)
-        if remaining < sum(p.end for p in lags):
-            victim.kill()
-            victim.wait()
-            return remaining
-        time.sleep(0.1)
-    raise TimeoutError("the verifiers never started consuming")
+def _assigned(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+            return bool(json.loads(response.read())["partitions_assigned"])
+    except OSError:  # not listening yet, or 503 while not ready
+        return False
 
 
 def test_killing_one_of_two_verifiers_moves_its_partitions(
     broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
 ) -> None:
+    """Both verifiers own partitions; one is killed; the second half of the input, spread
+    over every partition, can only land if the survivor took the dead one's partitions."""
     settings = isolated_settings(
-        tmp_path,
-        trust_dir=scenario.trust_dir,
-        reference_dir=scenario.reference_dir,
-        batch_max_messages=1,
+        tmp_path, trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
     )
-    messages: list[Outgoing] = signed_messages(scenario, batch_size=2)
+    messages: list[Outgoing] = signed_messages(scenario, batch_size=5)
+    first, second = messages[: len(messages) // 2], messages[len(messages) // 2 :]
     load_reference(settings, scenario.reference)
-    asyncio.run(publish(broker.bootstrap, settings, messages))
+    asyncio.run(publish(broker.bootstrap, settings, first))
     lander = spawn_worker(settings, broker.bootstrap, tmp_path / "lander.log", role="land")
+    ports = [free_port(), free_port()]
     verifiers = [
         spawn_worker(
-            settings.model_copy(update={"web_port": free_port()}),
+            settings.model_copy(update={"web_port": port}),
             broker.bootstrap,
             tmp_path / f"verify{n}.log",
             role="verify",
         )
-        for n in range(2)
+        for n, port in enumerate(ports)
     ]
     try:
-        remaining_at_kill = _kill_once_started(settings, broker.bootstrap, verifiers[0])
-        assert remaining_at_kill > 0, "the run finished before the kill: nothing was tested"
+        deadline = time.monotonic() + 60
+        while not all(_assigned(p) for p in ports):
+            assert time.monotonic() < deadline, "the two verifiers never shared the partitions"
+            time.sleep(0.2)
+        wait_drained(settings, broker.bootstrap, [lander, *verifiers], handoff=True, timeout_s=120)
+        verifiers[0].kill()
+        verifiers[0].wait()
+        asyncio.run(publish(broker.bootstrap, settings, second))
         wait_drained(
             settings, broker.bootstrap, [lander, verifiers[1]], handoff=True, timeout_s=180
         )
@@ -165,5 +162,5 @@ def test_killing_one_of_two_verifiers_moves_its_partitions(
         settings, "SELECT count() AS n, uniqExact(student_key) AS s FROM {db}.records FINAL"
     )[0]
     assert counts == {"n": len(scenario.records), "s": len(scenario.records)}
-    landed_twice = query(settings, "SELECT count() AS n FROM {db}.records")[0]["n"]
-    assert landed_twice == len(scenario.records), "a re-delivered batch must not land again"
+    landed = query(settings, "SELECT count() AS n FROM {db}.records")[0]["n"]
+    assert landed == len(scenario.records), "a re-delivered batch must not land again"

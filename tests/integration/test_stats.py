@@ -8,6 +8,7 @@ revision, changed result, one from another sender). Nothing is OPTIMIZEd.
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hocba.cli.main import app
-from hocba.domain.columns import RECORD_COLUMNS
+from hocba.pipeline.rows import records_table
 from hocba.reference.loader import default_departments
 from hocba.reference.model import ExpectedEnrollment, ReferenceData
 from hocba.reference.provinces import former_to_current, provinces_2024, provinces_2025
@@ -40,7 +41,14 @@ pytestmark = pytest.mark.integration
 YEAR, OLD_YEAR = "2023-2024", "2022-2023"
 T0 = datetime(2024, 6, 3, 8, 0, tzinfo=UTC)
 DATABASE = "hocba_stats"
-DOCS = Path(__file__).parents[2] / "docs" / "analysts.md"
+ROOT = Path(__file__).parents[2]
+DOCS = ROOT / "docs" / "analysts.md"
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "hocba.json"
+GRAFANA_MACROS = {  # what the ClickHouse plugin expands them to, near enough to run the SQL
+    r"\$__timeInterval\((\w+)\)": r"toStartOfMinute(\1)",
+    r"\$__timeFilter\((\w+)\)": r"\1 > now() - INTERVAL 10 YEAR",
+    r"\$\{school_year\}": YEAR,
+}
 # (province, grade) -> distinct records landed in YEAR; expected enrolment below.
 LANDED = {("01", 1): 7, ("01", 2): 5, ("79", 3): 4, ("31", 4): 3, ("31", 6): 2}
 EXPECTED = {("01", 1): 10, ("01", 2): 10, ("79", 3): 3200, ("31", 4): 4, ("31", 6): 5, ("48", 5): 8}
@@ -93,23 +101,25 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         land(store, rows)
         land(store, rows)  # re-delivered under the same token: dropped by ClickHouse
         again = [r for r in rows if r["province_code_2024"] == "01" and r["grade"] == 1][:3]
-        store.insert_records(land_table(again), "second-landing")  # landed twice
+        store.insert_records(records_table(again), "second-landing")  # landed twice
         corrections = [
             row("79", 3, 0, revision=2, learning_result="HOAN_THANH_TOT", content_hash="c0"),
-            row("79", 3, 1, revision=2, learning_result="HOAN_THANH_TOT", content_hash="c1",
-                sender_code="SGD-2025-79", landed_at=T0 + timedelta(days=2)),
+            row(
+                "79",
+                3,
+                1,
+                revision=2,
+                learning_result="HOAN_THANH_TOT",
+                content_hash="c1",
+                sender_code="SGD-2025-79",
+                landed_at=T0 + timedelta(days=2),
+            ),
         ]
         land(store, corrections)
         land(store, [row("01", 1, 99, school_year=OLD_YEAR)])
         yield data_dir
     finally:
         store.close()
-
-
-def land_table(rows: list[dict[str, Any]]) -> Any:
-    from hocba.pipeline.rows import records_table
-
-    return records_table(rows)
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +172,11 @@ def test_grade_filter_and_other_year(store: ChdbStore) -> None:
 
 
 def test_views_agree_with_the_report(store: ChdbStore, report: ProgressReport) -> None:
-    [view] = store.query(
-        f"SELECT * FROM {DATABASE}.national_progress WHERE school_year = '{YEAR}'"
-    )
+    [view] = store.query(f"SELECT * FROM {DATABASE}.national_progress WHERE school_year = '{YEAR}'")
     national = report.to_json()["national"]
-    assert {k: float(v) if k == "coverage_pct" else v for k, v in view.items() if k in national} == national
+    assert {
+        k: float(v) if k == "coverage_pct" else v for k, v in view.items() if k in national
+    } == national
     [cell] = store.query(
         f"SELECT coverage_pct FROM {DATABASE}.coverage WHERE province_code_2024 = '79'"
     )
@@ -199,14 +209,23 @@ def test_analyst_docs_sql_runs(store: ChdbStore) -> None:
         store.query(sql.replace("hocba.", f"{DATABASE}."))
 
 
+def test_grafana_dashboard_sql_runs(store: ChdbStore) -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    sqls = [t["rawSql"] for p in dashboard["panels"] for t in p["targets"]]
+    sqls += [v["query"] for v in dashboard["templating"]["list"]]
+    assert len(sqls) >= 7
+    for sql in sqls:
+        for macro, expansion in GRAFANA_MACROS.items():
+            sql = re.sub(macro, expansion, sql)
+        store.query(sql.replace("hocba.", f"{DATABASE}."))
+
+
 def cli(store_dir: Path, *args: str) -> Any:
     env = {"HOCBA_DATA_DIR": str(store_dir), "HOCBA_DATABASE": DATABASE}
     return CliRunner().invoke(app, list(args), env=env)
 
 
 def test_stats_json_is_one_object(store_dir: Path, store: ChdbStore) -> None:
-    import json
-
     result = cli(store_dir, "stats", "--json", "--by", "level")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -224,25 +243,33 @@ def test_stats_csv_has_one_row_per_department(store_dir: Path, store: ChdbStore)
 
 def test_stats_on_a_locked_store_says_what_to_do(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from hocba.store.chdb_store import ChdbStore;"
-         "ChdbStore(Path(sys.argv[1]), 'hocba'); print('held', flush=True); time.sleep(60)",
-         str(tmp_path / "chdb")],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path\n"
+            "from hocba.store.chdb_store import ChdbStore\n"
+            "s = ChdbStore(Path(sys.argv[1]), 'hocba'); print('held', flush=True); time.sleep(60)",
+            str(tmp_path / "chdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         done = subprocess.run(
             [sys.executable, "-m", "hocba.cli.main", "stats"],
-            env={"HOCBA_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
-            capture_output=True, text=True, timeout=60,
+            env={"HOCBA_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "COLUMNS": "400"},
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     finally:
         holder.kill()
         holder.wait()
     assert done.returncode == 2
-    assert "held by another process" in done.stderr and "stop it and re-run" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    # chDB itself prints its "Cannot lock file" line to stderr first; ours is one line.
+    [ours] = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert "held by another process" in ours and "stop it and re-run" in ours
 
 
 def test_html_report_is_self_contained(store_dir: Path, store: ChdbStore, tmp_path: Path) -> None:
@@ -271,7 +298,10 @@ def non_white_pixels(png: bytes) -> tuple[int, int]:
     stride = width * bpp
     raw, prev, count = zlib.decompress(idat), bytearray(stride), 0
     for y in range(height):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        kind, line = (
+            raw[y * (stride + 1)],
+            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
+        )
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b, c = prev[i], prev[i - bpp] if i >= bpp else 0

@@ -38,6 +38,7 @@ EXPECTED: Mapping[str, Reason | None] = MappingProxyType(
         "other_departments_key": Reason.VERIFY_SIGNATURE_INVALID,
         "untrusted_root": Reason.VERIFY_CHAIN_UNTRUSTED,
         "missing_intermediate": Reason.VERIFY_CHAIN_UNTRUSTED,
+        "not_for_signing": Reason.VERIFY_CHAIN_UNTRUSTED,
         "expired": Reason.VERIFY_CERT_EXPIRED,
         "not_yet_valid": Reason.VERIFY_CERT_NOT_YET_VALID,
         "revoked_leaf": Reason.VERIFY_CERT_REVOKED,
@@ -57,6 +58,7 @@ BAD = tuple(name for name, reason in EXPECTED.items() if reason is not None)
 # Where cases share a code, the dead letter's detail must show the failure had the right cause.
 DETAIL: Mapping[str, str] = MappingProxyType(
     {
+        "not_for_signing": "key usage allows neither digitalSignature nor nonRepudiation",
         "revoked_leaf": f"CN={SENDER},",
         "revoked_intermediate": "CN=hocba demo revoked CA,",
         "not_in_register": "is not in the register",
@@ -149,6 +151,7 @@ def build_cases(scenario: Scenario) -> dict[str, Case]:
         "other_departments_key": envelope(rsa, bad_records, signing_key=scenario.signers[OTHER]),
         "untrusted_root": envelope(by_leaf(demo.UNTRUSTED), bad_records),
         "missing_intermediate": envelope(rsa, bad_records, chain=rsa.chain_der[:1]),
+        "not_for_signing": envelope(by_leaf(demo.NOT_FOR_SIGNING), bad_records),
         "expired": envelope(by_leaf(demo.EXPIRED), bad_records),
         "not_yet_valid": envelope(by_leaf(demo.NOT_YET_VALID), bad_records),
         "revoked_leaf": envelope(by_leaf(demo.REVOKED), bad_records),

@@ -98,6 +98,7 @@ def test_register_approves_exactly_the_leaves_meant_to_pass_it(pki: DemoPki) -> 
         demo.NOT_YET_VALID,
         demo.REVOKED,
         demo.REVOKED_INTERMEDIATE,
+        demo.NOT_FOR_SIGNING,
     }
     entry = register.get(pki.leaves[CODES[1]].fingerprint)
     assert entry is not None and entry.department_code == CODES[1]

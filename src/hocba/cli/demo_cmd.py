@@ -14,6 +14,7 @@ from rich.table import Table
 
 from hocba.cli.errors import friendly
 from hocba.cli.runtime import create_topics, kafka, load_settings
+from hocba.cli.stats_cmd import print_report
 from hocba.kafka.broker import free_port
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.reference.model import ReferenceData
@@ -21,6 +22,7 @@ from hocba.reference.tables import reference_tables
 from hocba.runner import spawn_worker, stop_worker, wait_drained
 from hocba.scenario import bad_messages, build_scenario, signed_messages
 from hocba.settings import Settings
+from hocba.stats.report import Breakdown, breakdown, fetch_report
 from hocba.store.factory import open_store
 from hocba.summary import Summary, national_summary
 
@@ -85,12 +87,15 @@ def demo(
     store = open_store(settings)
     try:
         summary = national_summary(store, settings.database)
+        national = fetch_report(store, settings.database)
     finally:
         store.close()
     if as_json:
         typer.echo(json.dumps(asdict(summary), default=str))
     else:
         print_summary(summary)
+        by_province = breakdown(national, Breakdown.PROVINCE)
+        print_report(national, national.departments, by_province, Breakdown.PROVINCE)
 
 
 def _load_reference(settings: Settings, reference: ReferenceData) -> None:

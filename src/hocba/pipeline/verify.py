@@ -111,13 +111,27 @@ def _status(store: TrustStore, chain: Sequence[x509.Certificate], fp: str) -> Ve
     return entry.department_code
 
 
+# What parsing a hostile DER can raise: cryptography signals some defects with their own types.
+_MALFORMED = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+
+def _load_certificate(der: bytes) -> x509.Certificate:
+    """Parse names and extensions now: `cryptography` parses them lazily, and a malformed one
+    must be `verify.cert_malformed` here, not an exception raised by a later check."""
+    cert = x509.load_der_x509_certificate(der)
+    for name in (cert.subject, cert.issuer):
+        name.rfc4514_string()
+    len(cert.extensions)
+    return cert
+
+
 def _validate(store: TrustStore, ders: Sequence[bytes], now: datetime) -> _Chain | VerifyFailure:
     """Everything that depends only on the chain (and the store), not on the message."""
     certs = []
     for index, der in enumerate(ders):
         try:
-            certs.append(x509.load_der_x509_certificate(der))
-        except ValueError as exc:
+            certs.append(_load_certificate(der))
+        except _MALFORMED as exc:
             return VerifyFailure(Reason.VERIFY_CERT_MALFORMED, f"certificate {index}: {exc}")
     failure = next(filter(None, map(_policy_failure, certs)), None)
     if failure is not None:

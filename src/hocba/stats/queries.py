@@ -72,7 +72,8 @@ NATIONAL_PROGRESS = NamedQuery(
 
 RECORDS_BY_HOUR = NamedQuery(
     "records_by_hour",
-    "SELECT toStartOfHour(landed_at) AS hour, count() AS records"
+    # DateTime64, not DateTime: chDB hands a DateTime to Arrow as a bare integer.
+    "SELECT toDateTime64(toStartOfHour(landed_at), 0, 'UTC') AS hour, count() AS records"
     f" FROM {{db}}.records FINAL WHERE {_IN_YEAR_AND_GRADES} GROUP BY hour ORDER BY hour",
 )
 

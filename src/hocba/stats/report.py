@@ -16,9 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 from hocba.pipeline.rules_data import GRADES
+from hocba.reference.loader import LEVEL_CODES
 from hocba.stats import queries
 from hocba.store.base import Store
-
 
 
 class Breakdown(StrEnum):
@@ -174,8 +174,12 @@ def _province_of(edition: int) -> Callable[[Cell], str]:
     return lambda c: c.province_code_2024
 
 
+_LEVEL_NAMES = {code: level for level, code in LEVEL_CODES.items()}
+
+
 def breakdown(report: ProgressReport, by: Breakdown) -> tuple[BreakdownRow, ...]:
-    """Records, expected and coverage grouped by former/current province, level or grade."""
+    """Records, expected and coverage grouped by former/current province, level or grade;
+    levels are keyed by their Ministry code (02 primary …), so they sort in school order."""
     keys: dict[Breakdown, tuple[Callable[[Cell], str], Callable[[str], str]]] = {
         Breakdown.PROVINCE: (
             lambda c: c.province_code_2024,
@@ -185,7 +189,7 @@ def breakdown(report: ProgressReport, by: Breakdown) -> tuple[BreakdownRow, ...]
             lambda c: c.province_code_2025,
             lambda k: report.province_names.get((2025, k), ""),
         ),
-        Breakdown.LEVEL: (lambda c: GRADES[c.grade].level, lambda k: k),
+        Breakdown.LEVEL: (lambda c: LEVEL_CODES[GRADES[c.grade].level], _LEVEL_NAMES.__getitem__),
         Breakdown.GRADE: (lambda c: f"{c.grade:02d}", lambda k: f"grade {int(k)}"),
     }
     key_of, name_of = keys[by]

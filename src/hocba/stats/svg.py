@@ -16,6 +16,7 @@ _ROW = 18  # px per bar
 _LABEL_W = 190
 _NOTE_W = 120
 _PAD = 8
+_MAX_COLUMN = 40  # px: a few buckets should not become one wide block
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ def column_chart(
     left, top, bottom = 70, 30, 40
     plot_w, plot_h = width - left - _PAD, height - top - bottom
     peak = max((v for _, v in points), default=0) or 1
-    step = plot_w / max(len(points), 1)
+    step = min(plot_w / max(len(points), 1), _MAX_COLUMN)
     every = max(1, len(points) // 10)
     body = [
         f"<text x='{_PAD}' y='18' {FONT} font-weight='bold'>{escape(title)}</text>",

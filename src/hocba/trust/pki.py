@@ -30,12 +30,13 @@ from hocba.trust.signing import SigningKey, algorithm_for
 ECDSA, ED25519 = "ecdsa", "ed25519"
 EXPIRED, NOT_YET_VALID, REVOKED, UNTRUSTED = "expired", "not_yet_valid", "revoked", "untrusted"
 SHA1, RSA1024, UNREGISTERED = "sha1", "rsa1024", "unregistered"
-REVOKED_INTERMEDIATE = "revoked_intermediate"
+REVOKED_INTERMEDIATE, NOT_FOR_SIGNING = "revoked_intermediate", "not_for_signing"
 BAD_LEAVES = (
-    EXPIRED, NOT_YET_VALID, REVOKED, REVOKED_INTERMEDIATE, UNTRUSTED, SHA1, RSA1024, UNREGISTERED
+    EXPIRED, NOT_YET_VALID, REVOKED, REVOKED_INTERMEDIATE, UNTRUSTED, SHA1, RSA1024, UNREGISTERED,
+    NOT_FOR_SIGNING,
 )  # fmt: skip
 # Approved, so that their own reason is the one seen rather than `verify.cert_not_approved`.
-_APPROVED_BAD = (EXPIRED, NOT_YET_VALID, REVOKED, REVOKED_INTERMEDIATE)
+_APPROVED_BAD = (EXPIRED, NOT_YET_VALID, REVOKED, REVOKED_INTERMEDIATE, NOT_FOR_SIGNING)
 _YEAR = timedelta(days=365)
 # sha256WithRSAEncryption → sha1WithRSAEncryption: same length, differing in the last byte.
 _SHA256_RSA_OID = bytes.fromhex("06092a864886f70d01010b")
@@ -89,13 +90,19 @@ def _issue(
     validity: tuple[datetime, datetime],
     *,
     ca: bool,
+    signs: bool = True,
 ) -> x509.Certificate:
-    """A certificate; `issuer` is a CA, or (own name, own key) for a self-signed root."""
+    """A certificate; `issuer` is a CA, or (own name, own key) for a self-signed root.
+
+    A leaf that does not `sign` gets the key usage of an encryption certificate.
+    """
     issuer_name, issuer_key = (
         (issuer.cert.subject, issuer.key) if isinstance(issuer, _Ca) else issuer
     )
+    leaf_signs = signs and not ca
     usage = x509.KeyUsage(
-        digital_signature=not ca, content_commitment=not ca, key_encipherment=False,
+        digital_signature=leaf_signs, content_commitment=leaf_signs,
+        key_encipherment=not (ca or signs),
         data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
         encipher_only=False, decipher_only=False,
     )  # fmt: skip
@@ -181,7 +188,10 @@ def _leaf_specs(
     def leaf(name: str, key: SigningKey, validity: tuple[datetime, datetime] = good) -> _Spec:
         code = name if name in codes else first
         ca = {UNTRUSTED: rogue, REVOKED_INTERMEDIATE: revoked_issuing}.get(name, issuing)
-        cert = _issue(_name(f"Sở GD&ĐT {code}", code), key.public_key(), ca, validity, ca=False)
+        subject = _name(f"Sở GD&ĐT {code}", code)
+        cert = _issue(
+            subject, key.public_key(), ca, validity, ca=False, signs=name != NOT_FOR_SIGNING
+        )
         return _Spec(name, code, key, _resigned_sha1(cert, ca) if name == SHA1 else cert, ca)
 
     return [
@@ -192,7 +202,14 @@ def _leaf_specs(
         leaf(NOT_YET_VALID, spare, (now + _YEAR, now + 2 * _YEAR)),
         *(
             leaf(name, spare)
-            for name in (REVOKED, REVOKED_INTERMEDIATE, UNREGISTERED, SHA1, UNTRUSTED)
+            for name in (
+                REVOKED,
+                REVOKED_INTERMEDIATE,
+                UNREGISTERED,
+                SHA1,
+                UNTRUSTED,
+                NOT_FOR_SIGNING,
+            )
         ),
         leaf(RSA1024, weak),
     ]

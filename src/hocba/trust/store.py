@@ -2,9 +2,9 @@
 
 Layout of a trust dir: `anchors/*.pem`, `intermediates/*.pem` (may be empty: senders normally
 ship their intermediates in the chain), `crls/*.pem|*.crl|*.der` (PEM or DER, as CAs publish
-them), `register.json`. Path validation is
-RFC 5280 as implemented by `cryptography.x509.verification`; we only relax the end-entity
-profile, because a document-signing leaf has no SAN and any (or no) EKU (DESIGN §10).
+them), `register.json`. Path validation is RFC 5280 as implemented by
+`cryptography.x509.verification` with the end-entity profile adapted to document signing: no
+SAN needed, any (or no) EKU (DESIGN §10), but a key usage that allows signing.
 """
 
 from __future__ import annotations
@@ -17,16 +17,34 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+)
 
 from hocba.trust.register import Register, load_register
 
 log = logging.getLogger("hocba.trust")
 _CRL_PATTERNS = ("*.pem", "*.crl", "*.der")
+
+
+def _signing_usage(_policy: Policy, cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+    """A leaf's key usage, when present, must allow signing documents (RFC 5280 §4.2.1.3)."""
+    if usage is not None and not (usage.digital_signature or usage.content_commitment):
+        raise ValueError(
+            f"{cert.subject.rfc4514_string()}: key usage allows neither digitalSignature "
+            "nor nonRepudiation"
+        )
+
+
 _EE_POLICY = (
     ExtensionPolicy.webpki_defaults_ee()
     .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
     .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None)
+    .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _signing_usage)
 )
 _CA_POLICY = ExtensionPolicy.webpki_defaults_ca()
 

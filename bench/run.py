@@ -1,0 +1,355 @@
+"""The benchmark: N signed records through the embedded stack, with per-stage ceilings.
+
+    python bench/run.py [--records 200000] [--batch-records 50] [--workers 1] [--json]
+
+Publishes N realistic signed records in messages of B records, runs W worker processes
+(W = 1: one `all` worker; W > 1: W verifying workers and the one lander, DESIGN §5), and
+reports end-to-end records/s (first consumed → last landed), latency, peak RSS, and the
+single-core ceiling of each stage measured in the same run. Figures, never assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import ceilings
+
+from hocba.kafka.broker import embedded_broker, free_port
+from hocba.kafka.producer import Outgoing, bulk_producer, send_all
+from hocba.kafka.topics import ensure_topics
+from hocba.pipeline.codec import load_registry
+from hocba.pipeline.verify import Verifier
+from hocba.reference.tables import reference_tables
+from hocba.runner import spawn_worker, stop_worker, wait_drained
+from hocba.scenario import Scenario, build_scenario, signed_messages
+from hocba.settings import Settings
+from hocba.store.factory import open_store
+from hocba.trust.store import load_trust_store
+
+CEILING_SAMPLE = 2_000
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--batch-records", type=int, default=50, help="records per message")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="publish at this many records/s while the workers run (latency "
+        "runs); 0 = publish everything first (throughput runs)",
+    )
+    parser.add_argument("--no-ceilings", action="store_true", help="skip the stage ceilings")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser.parse_args(argv)
+
+
+class RssWatcher:
+    """Peak resident memory of the worker processes, sampled every 200 ms."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids, self.peak_kb, self._stop = pids, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for pid in self.pids:
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                hwm = next(
+                    (
+                        int(line.split()[1])
+                        for line in status.splitlines()
+                        if line.startswith("VmHWM:")
+                    ),
+                    0,
+                )
+                self.peak_kb = max(self.peak_kb, hwm)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024
+
+
+def scrape_sums(port: int) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        s.name: s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name.endswith("_seconds_sum")
+    }
+
+
+async def publish(
+    bootstrap: str, topic: str, messages: list[Outgoing], rate: float, per_message: int
+) -> None:
+    async with bulk_producer(bootstrap) as producer:
+        if rate <= 0:
+            await send_all(producer, topic, messages)
+            return
+        interval = per_message / rate
+        started = time.perf_counter()
+        for n, message in enumerate(messages):
+            await asyncio.sleep(max(0.0, started + n * interval - time.perf_counter()))
+            await send_all(producer, topic, [message])
+
+
+def end_to_end(settings: Settings) -> dict[str, float]:
+    store = open_store(settings)
+    try:
+        row = store.query(
+            "SELECT (SELECT min(received_at) FROM hocba.submissions) AS first,"
+            " max(landed_at) AS last, count() AS records,"
+            " uniqExact(submission_id) AS messages FROM hocba.records"
+        )[0]
+        latency = store.query(
+            "SELECT quantiles(0.5, 0.99)(l) AS q FROM (SELECT submission_id,"
+            " dateDiff('millisecond', any(sent_at), any(landed_at)) / 1000 AS l"
+            " FROM hocba.records GROUP BY submission_id)"
+        )[0]["q"]
+    finally:
+        store.close()
+    elapsed = (row["last"] - row["first"]).total_seconds()
+    return {
+        "elapsed_s": elapsed,
+        "landed": row["records"],
+        "landed_messages": row["messages"],
+        "p50": latency[0],
+        "p99": latency[1],
+    }
+
+
+def measure_ceilings(
+    scenario: Scenario,
+    values: list[bytes],
+    settings: Settings,
+    bootstrap: str,
+    messages: int,
+    data_dir: Path,
+) -> dict[str, float]:
+    registry = load_registry()
+    sample = list(scenario.records[:CEILING_SAMPLE])
+    assert settings.trust_dir is not None
+    verifier = Verifier(load_trust_store(settings.trust_dir))
+    rows = ceilings.enrich_rows(sample, scenario.reference)
+    return {
+        "faust_passthrough_messages": ceilings.faust_passthrough(
+            bootstrap, settings.submissions_topic, messages, free_port()
+        ),
+        "verify_messages": ceilings.verify(verifier, registry, values[:500]),
+        "fastavro_decode_records": ceilings.fastavro_one_at_a_time(registry, sample),
+        "clickhouse_parse_rows": ceilings.clickhouse_parse(sample * 10, registry),
+        "clickhouse_insert_rows": ceilings.clickhouse_insert(rows, data_dir / "ceiling-chdb"),
+    }
+
+
+def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="hocba-bench-"))
+    with console.status("generating and signing records…"):
+        scenario = build_scenario(
+            root / "input", records=args.records, schools_per_province=max(4, args.records // 8_000)
+        )
+        messages = signed_messages(scenario, args.batch_records)
+    settings = Settings(
+        data_dir=root,
+        trust_dir=scenario.trust_dir,
+        reference_dir=scenario.reference_dir,
+        web_port=free_port(),
+        broker_session_timeout_s=2.0,
+        broker_heartbeat_interval_s=0.5,
+    )
+    store = open_store(settings)
+    for name, table in reference_tables(scenario.reference).items():
+        store.replace_reference(name, table)
+    store.close()
+    with embedded_broker(root / "logs") as broker:
+        topics = [settings.submissions_topic, settings.dlq_topic, settings.landing_topic]
+        asyncio.run(ensure_topics(broker.bootstrap, topics, settings.topic_partitions))
+        if args.rate <= 0:
+            asyncio.run(publish(broker.bootstrap, settings.submissions_topic, messages, 0, 1))
+        workers, ports = start_workers(settings, broker.bootstrap, args.workers, root)
+        watcher = RssWatcher([w.pid for w in workers])
+        publisher = None
+        if args.rate > 0:
+            publisher = threading.Thread(
+                target=lambda: asyncio.run(
+                    publish(
+                        broker.bootstrap,
+                        settings.submissions_topic,
+                        messages,
+                        args.rate,
+                        args.batch_records,
+                    )
+                )
+            )
+            publisher.start()
+        try:
+            with Progress(
+                TextColumn("landing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task("landing", total=len(messages))
+                if publisher is not None:
+                    publisher.join()
+                wait_drained(
+                    settings,
+                    broker.bootstrap,
+                    workers,
+                    handoff=args.workers > 1,
+                    timeout_s=3600,
+                    on_progress=lambda d, t: progress.update(task, completed=d, total=t),
+                )
+            sums = [scrape_sums(p) for p in ports]
+        finally:
+            peak_mb = watcher.stop()
+            for worker in workers:
+                stop_worker(worker)
+        figures = end_to_end(settings)
+        stage_ceilings = (
+            {}
+            if args.no_ceilings
+            else measure_ceilings(
+                scenario,
+                [m.value for m in messages],
+                settings,
+                broker.bootstrap,
+                len(messages),
+                root,
+            )
+        )
+    return report(args, len(messages), figures, sums, stage_ceilings, peak_mb)
+
+
+def start_workers(
+    settings: Settings, bootstrap: str, count: int, root: Path
+) -> tuple[list[Any], list[int]]:
+    if count == 1:
+        return [spawn_worker(settings, bootstrap, root / "worker.log")], [settings.web_port]
+    lander = spawn_worker(settings, bootstrap, root / "lander.log", role="land")
+    ports = [settings.web_port]
+    workers = [lander]
+    for n in range(count):
+        port = free_port()
+        ports.append(port)
+        workers.append(
+            spawn_worker(
+                settings.model_copy(update={"web_port": port}),
+                bootstrap,
+                root / f"verify{n}.log",
+                role="verify",
+            )
+        )
+    return workers, ports
+
+
+def report(
+    args: argparse.Namespace,
+    messages: int,
+    figures: dict[str, float],
+    sums: list[dict[str, float]],
+    stage_ceilings: dict[str, float],
+    peak_mb: float,
+) -> dict[str, Any]:
+    elapsed = figures["elapsed_s"]
+    records_per_s = figures["landed"] / elapsed if elapsed else 0.0
+    decode_ceiling = stage_ceilings.get("fastavro_decode_records", 0.0)
+    busy = {
+        name.removeprefix("hocba_").removesuffix("_seconds_sum"): sum(
+            s.get(name, 0.0) for s in sums
+        )
+        for name in (
+            "hocba_process_seconds_sum",
+            "hocba_verify_seconds_sum",
+            "hocba_insert_seconds_sum",
+        )
+    }
+    return {
+        "records": args.records,
+        "messages": messages,
+        "workers": args.workers,
+        "batch_records": args.batch_records,
+        "rate": args.rate,
+        "landed": figures["landed"],
+        "elapsed_s": round(elapsed, 2),
+        "records_per_s": round(records_per_s),
+        "messages_per_s": round(messages / elapsed) if elapsed else 0,
+        "ceilings": {k: round(v) for k, v in stage_ceilings.items()},
+        "decode_ceiling_per_s": round(decode_ceiling),
+        "ratio": round(records_per_s / (args.workers * decode_ceiling), 2)
+        if decode_ceiling
+        else None,
+        "p50_latency_s": figures["p50"],
+        "p99_latency_s": figures["p99"],
+        "peak_rss_mb": round(peak_mb),
+        "stage_share": {
+            k: round(v / (elapsed * args.workers), 3) if elapsed else 0.0 for k, v in busy.items()
+        },
+    }
+
+
+def show(result: dict[str, Any], console: Console) -> None:
+    table = Table("figure", "value", title="hocba benchmark")
+    for key in (
+        "records",
+        "messages",
+        "workers",
+        "batch_records",
+        "elapsed_s",
+        "records_per_s",
+        "messages_per_s",
+        "decode_ceiling_per_s",
+        "ratio",
+        "p50_latency_s",
+        "p99_latency_s",
+        "peak_rss_mb",
+    ):
+        table.add_row(key, str(result[key]))
+    for stage, value in result["ceilings"].items():
+        table.add_row(f"ceiling: {stage} /s (1 core)", f"{value:,}")
+    for stage, share in result["stage_share"].items():
+        table.add_row(f"share of worker time: {stage}", f"{share:.1%}")
+    console.print(table)
+
+
+def main() -> None:
+    args = parse_args()
+    console = Console(stderr=True)
+    result = run(args, console)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        show(result, Console())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Crash safety: SIGKILL the worker at random points, restart it, and count every record once.
+
+20,000 records in ~50-record messages, ~5 % of messages re-sent byte for byte, corrections
+(some corrected twice) published later, and a few bad messages. The worker is killed three
+times at a random moment after it is ready to consume (its ~3 s start-up is not what is
+tested), then runs until drained. At-least-once delivery plus
+idempotent landing must give: one row per record key, the latest revision for every
+corrected record, and an audit row for every published offset whose figures add up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hocba.kafka.broker import EmbeddedBroker, free_port
+from hocba.kafka.dlq import read_topic
+from hocba.kafka.producer import Outgoing
+from hocba.publishing import batches
+from hocba.runner import spawn_worker, stop_worker, wait_drained
+from hocba.scenario import Scenario, bad_messages, build_scenario, signed_messages
+from hocba.settings import Settings
+from hocba.store.chdb_store import ChdbStore
+from hocba.synth import make_correction
+from tests.conftest import isolated_settings
+from tests.integration.harness import load_reference, publish, query
+
+pytestmark = pytest.mark.integration
+RECORDS = 20_000
+KILLS = 3
+SEED = 20_240_812
+BATCH = 50
+
+
+def corrections(scenario: Scenario, rng: random.Random) -> tuple[Scenario, Scenario, int]:
+    """Scenarios holding revision-2 and revision-3 records, and how many distinct ones."""
+    chosen = rng.sample(list(scenario.records), 300)
+    second = [make_correction(r) for r in chosen]
+    third = [make_correction(r) for r in second[:100]]
+    by_class = sorted(second, key=lambda r: (r["school_code"], r["class_name"]))
+    return (
+        Scenario(**{**_fields(scenario), "records": tuple(by_class)}),
+        Scenario(**{**_fields(scenario), "records": tuple(third)}),
+        len(chosen),
+    )
+
+
+def _fields(scenario: Scenario) -> dict[str, object]:
+    return {name: getattr(scenario, name) for name in Scenario.__dataclass_fields__}
+
+
+def record_counts(scenario: Scenario, messages: list[Outgoing]) -> dict[bytes, int]:
+    """Records per message: `signed_messages` signs `batches(...)` in this very order."""
+    chunks = batches(scenario.records, BATCH)
+    return {m.value: len(chunk) for m, chunk in zip(messages, chunks, strict=True)}
+
+
+def wait_until_ready(log: Path, lives: int, worker: subprocess.Popen[bytes]) -> None:
+    """Block until this life's Faust worker is consuming: start-up (~3 s) is not the target."""
+    deadline = time.monotonic() + 60
+    while log.read_text(errors="replace").count("Worker ready") < lives:
+        assert worker.poll() is None and time.monotonic() < deadline, f"not ready, see {log}"
+        time.sleep(0.1)
+
+
+def spawn(settings: Settings, bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
+    return spawn_worker(settings.model_copy(update={"web_port": free_port()}), bootstrap, log)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    return build_scenario(
+        tmp_path_factory.mktemp("crash"),
+        records=RECORDS,
+        provinces=("01", "79", "48"),
+        schools_per_province=3,
+    )
+
+
+def test_sigkill_at_random_points_counts_every_record_once(
+    broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
+) -> None:
+    rng = random.Random(SEED)
+    settings = isolated_settings(
+        tmp_path / "data", trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+    )
+    load_reference(settings, scenario.reference)
+    good = signed_messages(scenario, batch_size=BATCH)
+    resent = rng.sample(good, len(good) // 20)
+    second, third, corrected = corrections(scenario, rng)
+    sizes = {
+        **record_counts(scenario, good),
+        **record_counts(second, later_second := signed_messages(second, batch_size=BATCH)),
+        **record_counts(third, later_third := signed_messages(third, batch_size=BATCH)),
+    }
+    bad = bad_messages(scenario, good)
+    sizes[bad[3].value] = 3  # the mixed message: one invalid record, two new students
+    published: list[Outgoing] = [*good, *resent, *bad, *later_second, *later_third]
+    bootstrap, log = broker.bootstrap, tmp_path / "worker.log"
+    asyncio.run(publish(bootstrap, settings, published))
+
+    for life in range(1, KILLS + 1):
+        worker = spawn(settings, bootstrap, log)
+        wait_until_ready(log, life, worker)
+        time.sleep(rng.uniform(0.3, 2.0))  # a random point while it lands
+        assert worker.poll() is None, f"worker died on its own, see {log}"
+        worker.kill()
+        worker.wait()
+    worker = spawn(settings, bootstrap, log)
+    try:
+        wait_drained(settings, bootstrap, worker, timeout_s=120)
+    finally:
+        assert stop_worker(worker) == 0
+
+    keys = RECORDS + 2  # the mixed bad message lands two new students
+    landed = query(
+        settings,
+        "SELECT count() AS n, uniqExact(school_year, school_code, grade, student_key) AS keys"
+        " FROM {db}.records FINAL",
+    )
+    assert landed == [{"n": keys, "keys": keys}]
+    revisions = query(
+        settings, "SELECT revision, count() AS n FROM {db}.records FINAL GROUP BY revision"
+    )
+    assert {r["revision"]: r["n"] for r in revisions} == {
+        1: keys - corrected,
+        2: corrected - len(third.records),
+        3: len(third.records),
+    }
+
+    audit = query(
+        settings,
+        "SELECT kafka_partition, kafka_offset, count() AS seen,"
+        " argMin(outcome, received_at) AS outcome, any(records_total) AS total,"
+        " argMin(records_landed + records_duplicate + records_stale + records_failed,"
+        " received_at) AS accounted"
+        " FROM {db}.submissions GROUP BY kafka_partition, kafka_offset",
+    )
+    assert len(audit) == len(published)  # every published offset was seen, re-seen is fine
+    assert max(a["seen"] for a in audit) > 1, "no kill hit landed-but-uncommitted work"
+    assert all(a["total"] == a["accounted"] for a in audit)
+    # garbage and the tampered message are rejected before their records are read
+    assert sum(a["total"] for a in audit) == sum(sizes.get(m.value, 0) for m in published)
+    outcomes = Counter(a["outcome"] for a in audit)
+    assert outcomes["dead_lettered"] == 2 and outcomes["partial"] == 1
+    assert sum(outcomes.values()) == len(published)
+
+    letters = asyncio.run(read_topic(bootstrap, settings.dlq_topic))
+    first_codes = {
+        (d.headers["hocba.source.partition"], d.headers["hocba.source.offset"]): d.headers[
+            "hocba.error.code"
+        ]
+        for d in letters
+    }
+    assert sorted(first_codes.values()) == [
+        "decode.not_avro",
+        "validate.grade_level",
+        "verify.signature_invalid",
+    ]
+
+
+def test_a_store_left_by_a_killed_process_opens_again(tmp_path: Path) -> None:
+    """chDB's lock is an flock on `<dir>/status`: the kernel drops it with the process, and
+    the PID left in the file must not be mistaken for a live holder."""
+    path = tmp_path / "chdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from hocba.store.chdb_store import ChdbStore; "
+            f"s = ChdbStore(Path({str(path)!r}), 'db'); s.ensure_schema(); "
+            "print('open', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == b"open\n"
+    holder.kill()
+    holder.wait()
+    assert f"PID: {holder.pid}" in (path / "status").read_text()
+    store = ChdbStore(path, "db")
+    try:
+        store.ensure_schema()
+        assert store.query("SELECT 1 AS x") == [{"x": 1}]
+    finally:
+        store.close()
