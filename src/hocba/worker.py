@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from hocba.pipeline.process import Accepted, Prepared, process_batch
 from hocba.settings import Settings
 
 log = logging.getLogger("hocba.worker")
+MAX_IN_FLIGHT = 2  # batches prepared but not yet landed: enough to overlap CPU and landing
 
 
 class Role(StrEnum):
@@ -146,11 +148,12 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
             )
         )
 
-    async def handle(events: Sequence[Any]) -> None:
+    async def prepare(events: Sequence[Any]) -> Prepared:
         if ingestor is None:
-            prepared = from_handoff(events)
-        else:
-            prepared = await ingestor.prepare([raw_message(e.message) for e in events])
+            return from_handoff(events)
+        return await ingestor.prepare([raw_message(e.message) for e in events])
+
+    async def deliver(prepared: Prepared) -> None:
         if lander is not None:
             await lander.land(prepared)
         else:
@@ -158,14 +161,38 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
 
     @app.agent(_raw_topic(app, source))
     async def ingest(stream: Any) -> None:
+        """Prepare batch k+1 on the CPU thread while batch k lands on the store thread.
+
+        Deliveries run one after another in batch order (the store thread is sequential,
+        so each dedupe lookup sees the batches before it), and each delivery acks its own
+        events when it is done, so the last batch of a burst is acked without waiting for
+        the next one.
+        """
+        in_flight: deque[asyncio.Task[None]] = deque()
+
+        async def land_then_ack(
+            previous: asyncio.Task[None] | None, events: Sequence[Any], prepared: Prepared
+        ) -> None:
+            if previous is not None:
+                await asyncio.shield(previous)
+            await deliver(prepared)
+            for event in events:
+                await stream.ack(event)
+
         try:
             async for events in stream.noack_take(
                 settings.batch_max_messages, within=settings.batch_max_ms / 1000
             ):
-                await handle(events)
-                for event in events:
-                    await stream.ack(event)
+                prepared = await prepare(events)
+                previous = in_flight[-1] if in_flight else None
+                in_flight.append(asyncio.ensure_future(land_then_ack(previous, events, prepared)))
+                while in_flight and (len(in_flight) > MAX_IN_FLIGHT or in_flight[0].done()):
+                    await in_flight.popleft()
+            while in_flight:
+                await in_flight.popleft()
         finally:
+            for delivery in in_flight:
+                delivery.cancel()
             if lander is not None:
                 await lander.stop()
             if ingestor is not None:
