@@ -63,8 +63,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _rss_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next(
+        (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+    )
+
+
+def _with_children(pid: int) -> list[int]:
+    """The worker and its CPU child process (see hocba.cpu_pool)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *map(int, children)]
+
+
 class RssWatcher:
-    """Peak resident memory of the worker processes, sampled every 200 ms."""
+    """Peak resident memory of one worker (its processes summed), sampled every 200 ms."""
 
     def __init__(self, pids: list[int]) -> None:
         self.pids, self.peak_kb, self._stop = pids, 0, threading.Event()

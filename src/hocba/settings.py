@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     consumer_group: str = "hocba-worker"
     database: str = "hocba"
 
+    cpu_processes: int = Field(
+        default=1,
+        ge=0,
+        le=1,
+        description="1: decode/verify/enrich in a child process (a second core); 0: a thread",
+    )
     batch_max_messages: int = 200
     batch_max_ms: int = 200
     max_message_bytes: int = 1_048_576

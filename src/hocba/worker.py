@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from hocba.backoff import Backpressure, retry_outage
 from hocba.context import ContextLoader
+from hocba.cpu_pool import CpuPool
 from hocba.domain.messages import RawMessage, Rejection
 from hocba.domain.reasons import Reason
 from hocba.kafka.lag import partition_lags
@@ -62,27 +63,38 @@ def raw_message(message: Any) -> RawMessage:
 
 
 class Ingestor:
-    """The CPU side: runs the pure pipeline on a thread, with hot-reloaded context."""
+    """The CPU side: the pure pipeline in a child process (`HOCBA_CPU_PROCESSES=1`, the
+    default) or on a thread of this one (0), with hot-reloaded context."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
-        self.contexts = ContextLoader(settings)
         self.metrics = metrics
+        self.pool = CpuPool(settings) if settings.cpu_processes else None
+        self.contexts = ContextLoader(settings)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-cpu")
 
     async def prepare(self, messages: Sequence[RawMessage]) -> Prepared:
         loop = asyncio.get_running_loop()
-        ctx = await loop.run_in_executor(self.thread, self.contexts.current)
-        prepared = await loop.run_in_executor(self.thread, process_batch, messages, ctx)
+        if self.pool is not None:
+            prepared, loaded_at = await self.pool.prepare(messages)
+        else:
+            ctx = await loop.run_in_executor(self.thread, self.contexts.current)
+            prepared = await loop.run_in_executor(self.thread, process_batch, messages, ctx)
+            loaded_at = self.contexts.loaded_at
+        self.metrics.set_ages(loaded_at)
         self.metrics.batch_messages.observe(len(messages))
         self.metrics.process_seconds.observe(prepared.clock.total_s)
         self.metrics.verify_seconds.observe(prepared.clock.verify_s)
         return prepared
 
     async def refresh(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self.thread, self.contexts.refresh)
-        self.metrics.set_ages(self.contexts.loaded_at)
+        if self.pool is not None:
+            self.metrics.set_ages(await self.pool.refresh())
+        else:
+            await asyncio.get_running_loop().run_in_executor(self.thread, self.contexts.refresh)
 
     def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
         self.thread.shutdown()
 
 

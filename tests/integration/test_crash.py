@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -70,8 +72,23 @@ def wait_until_ready(log: Path, lives: int, worker: subprocess.Popen[bytes]) -> 
         time.sleep(0.1)
 
 
-def spawn(settings: Settings, bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
-    return spawn_worker(settings.model_copy(update={"web_port": free_port()}), bootstrap, log)
+def spawn(settings: Settings, bootstrap: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    return spawn_worker(settings.model_copy(update={"web_port": port}), bootstrap, log), port
+
+
+def wait_until_landing(port: int, worker: subprocess.Popen[bytes]) -> None:
+    """Block until this life has handled a batch, so the kill hits work in progress."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert worker.poll() is None and time.monotonic() < deadline, "never started landing"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                if re.search(rb"^hocba_messages_total\{.*\} [1-9]", r.read(), re.M):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +124,14 @@ def test_sigkill_at_random_points_counts_every_record_once(
     asyncio.run(publish(bootstrap, settings, published))
 
     for life in range(1, KILLS + 1):
-        worker = spawn(settings, bootstrap, log)
+        worker, port = spawn(settings, bootstrap, log)
         wait_until_ready(log, life, worker)
-        time.sleep(rng.uniform(0.3, 2.0))  # a random point while it lands
+        wait_until_landing(port, worker)
+        time.sleep(rng.uniform(0.0, 0.5))  # a random point while it lands
         assert worker.poll() is None, f"worker died on its own, see {log}"
         worker.kill()
         worker.wait()
-    worker = spawn(settings, bootstrap, log)
+    worker, _ = spawn(settings, bootstrap, log)
     try:
         wait_drained(settings, bootstrap, worker, timeout_s=120)
     finally:

@@ -1,0 +1,83 @@
+"""The pure pipeline in a child process, so one worker uses a second core.
+
+Decoding, validating and enriching are pure Python and hold the GIL; landing (Arrow
+building, chDB) and Faust's event loop need it too. Moving the CPU stage to a child
+process lets both run at once (DESIGN §9: verification and landing must not block the
+event loop). The child owns its own hot-reloaded context (trust store, reference data)
+and reports when that context was loaded, so the parent can expose its age and refresh
+the reference mirror. A spawned (not forked) child: the parent runs chDB and Kafka threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from hocba.context import ContextLoader
+from hocba.domain.messages import RawMessage
+from hocba.logs import JsonFormatter
+from hocba.logs import configure as configure_logging
+from hocba.pipeline.process import Prepared, process_batch
+from hocba.settings import Settings
+
+T = TypeVar("T")
+log = logging.getLogger("hocba.cpu_pool")
+_loader: ContextLoader | None = None
+
+
+def _start_child(settings: Settings, level: int, json_lines: bool) -> None:
+    global _loader
+    configure_logging(logging.getLevelName(level), json_lines)
+    _loader = ContextLoader(settings)
+    _loader.current()
+
+
+def _refresh() -> float:
+    assert _loader is not None, "the pool initializer builds the context"
+    _loader.refresh()
+    return _loader.loaded_at
+
+
+def _prepare(messages: Sequence[RawMessage]) -> tuple[Prepared, float]:
+    assert _loader is not None, "the pool initializer builds the context"
+    return process_batch(messages, _loader.current()), _loader.loaded_at
+
+
+class CpuPool:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        root = logging.getLogger()
+        json_lines = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+        return ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_child,
+            initargs=(self.settings, root.level, json_lines),
+        )
+
+    async def _call(self, func: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return await loop.run_in_executor(self.pool, func, *args)
+            except BrokenProcessPool:  # the child died (e.g. killed): start a new one
+                log.error("the CPU child process died; starting a new one")
+                self.pool = self._new_pool()
+
+    async def prepare(self, messages: Sequence[RawMessage]) -> tuple[Prepared, float]:
+        return await self._call(_prepare, list(messages))
+
+    async def refresh(self) -> float:
+        """Let the child reload a changed trust store or reference data; its load time."""
+        return await self._call(_refresh)
+
+    def stop(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
