@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,12 +29,18 @@ READY_PROBE_TIMEOUT_S = 5.0
 
 class Lander:
     def __init__(
-        self, producer: Any, settings: Settings, metrics: Metrics, backpressure: Backpressure
+        self,
+        producer: Any,
+        settings: Settings,
+        metrics: Metrics,
+        backpressure: Backpressure,
+        seen: MutableMapping[bytes, bytes] | None = None,
     ) -> None:
         self.producer = producer  # anything with Faust's `send_and_wait`
         self.settings = settings
         self.metrics = metrics
         self.backpressure = backpressure
+        self.seen = seen  # submission id -> b'1' once landed completely (DESIGN §5, layer 1)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-store")
         self.store: Store | None = None
         self.totals: dict[str, int] = {}
@@ -65,14 +71,35 @@ class Lander:
         except Exception:  # any failure of the probe means "not ready", never a crash
             return False
 
+    def _redelivered(self, prepared: Prepared) -> frozenset[str]:
+        if self.seen is None:
+            return frozenset()
+        ids = (a.submission.submission_id for a in prepared.accepted)
+        return frozenset(sid for sid in ids if self.seen.get(sid.encode()))
+
+    def _remember(self, prepared: Prepared, redelivered: frozenset[str]) -> None:
+        """Only completely landed submissions: one with failed records must stay replayable."""
+        if self.seen is None:
+            return
+        for item in prepared.accepted:
+            sid = item.submission.submission_id
+            if sid not in redelivered and not item.record_errors:
+                self.seen[sid.encode()] = b"1"
+
     async def land(self, prepared: Prepared) -> LandResult:
         store = await self._store()
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        redelivered = self._redelivered(prepared)
         result = await retry_outage(
             "landing",
             lambda: loop.run_in_executor(
-                self.thread, land_prepared, store, prepared, self.settings.worker_name
+                self.thread,
+                land_prepared,
+                store,
+                prepared,
+                self.settings.worker_name,
+                redelivered,
             ),
             self.backpressure,
         )
@@ -80,6 +107,7 @@ class Lander:
         await retry_outage(
             "dead-lettering", lambda: self._send(result.dead_letters), self.backpressure
         )
+        self._remember(prepared, redelivered)
         self._observe(prepared, result)
         return result
 

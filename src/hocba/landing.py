@@ -8,8 +8,8 @@ insert carries a deterministic token, the dedupe lookup sees what an earlier try
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,17 +102,43 @@ def _landing_columns(item: Accepted, now: datetime) -> dict[str, Any]:
     }
 
 
-def land_prepared(store: Store, prepared: Prepared, worker: str) -> LandResult:
-    """Classify every accepted row against what is landed (one lookup), then insert."""
+def _redelivered_audit(item: Accepted, received_at: datetime) -> dict[str, Any]:
+    return _accepted_audit(
+        item,
+        received_at,
+        outcome="duplicate",
+        reason="",
+        records_total=item.records_total,
+        records_landed=0,
+        records_duplicate=len(item.rows),
+        records_stale=0,
+        records_failed=0,
+    )
+
+
+def land_prepared(
+    store: Store, prepared: Prepared, worker: str, redelivered: Collection[str] = ()
+) -> LandResult:
+    """Classify every accepted row against what is landed (one lookup), then insert.
+
+    Submissions in `redelivered` were landed completely before (DESIGN §5, layer 1): they
+    are audited as duplicates without a lookup, an insert or a dead letter.
+    """
     now = datetime.now(UTC)
+    fresh = [a for a in prepared.accepted if a.submission.submission_id not in redelivered]
+    repeats = [a for a in prepared.accepted if a.submission.submission_id in redelivered]
+    prepared = replace(prepared, accepted=tuple(fresh))
     keys = list({record_key(r) for a in prepared.accepted for r in a.rows})
     landed: dict[RecordKey, tuple[int, str]] = dict(store.landed_state(keys))
     to_land: list[dict[str, Any]] = []
     audits = [_rejected_audit(r, prepared.received_at) for r in prepared.rejected]
+    audits += [_redelivered_audit(a, prepared.received_at) for a in repeats]
     outcomes = Counter(("dead_lettered", str(r.code)) for r in prepared.rejected)
+    outcomes[("duplicate", "")] += len(repeats)
     rejections = list(prepared.rejected)
     counts = Counter(
-        messages=len(prepared.accepted) + len(prepared.rejected),
+        messages=len(prepared.accepted) + len(prepared.rejected) + len(repeats),
+        records_duplicate=sum(len(a.rows) for a in repeats),
         dead_lettered=len(prepared.rejected),
     )
     for item in prepared.accepted:

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         le=1,
         description="1: decode/verify/enrich in a child process (a second core); 0: a thread",
     )
+    dedupe_table: bool = Field(
+        default=False,
+        description="layer-1 dedupe in a changelog-backed Faust table (Apache Kafka); off: "
+        "an in-process LRU, since the embedded broker stalls Faust table recovery",
+    )
     batch_max_messages: int = 200
     batch_max_ms: int = 200
     max_message_bytes: int = 1_048_576

@@ -36,6 +36,7 @@ from hocba.lander import Lander
 from hocba.metrics import Metrics
 from hocba.pipeline.handoff import decode_item, encode_item
 from hocba.pipeline.process import Accepted, Prepared, process_batch
+from hocba.pipeline.seen import RecentlySeen
 from hocba.settings import Settings
 
 log = logging.getLogger("hocba.worker")
@@ -115,6 +116,24 @@ def from_handoff(events: Sequence[Any]) -> Prepared:
     return Prepared(tuple(accepted), tuple(rejected))
 
 
+def _seen_table(app: faust.App, group: str, settings: Settings) -> Any:
+    """Layer 1 of deduplication (DESIGN §5): submission ids landed completely, one changelog
+    write per message (`HOCBA_DEDUPE_TABLE=true`, for Apache Kafka; otherwise an in-process
+    LRU, see `hocba.pipeline.seen`). Keys are the raw id bytes, so when vendors key messages by
+    submission id (as `hocba publish` does) the table is co-partitioned with the input and a
+    re-delivered submission is dropped before any lookup; otherwise layer 2 catches it."""
+    if not settings.dedupe_table:
+        return RecentlySeen()
+    return app.Table(
+        f"{group}-landed-submissions",
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+        partitions=settings.topic_partitions,
+        use_partitioner=True,
+    )
+
+
 def _raw_topic(app: faust.App, name: str) -> Any:
     return app.topic(
         name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
@@ -144,7 +163,9 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
     metrics = Metrics()
     backpressure = Backpressure(metrics.backpressure)
     lander = (
-        Lander(app.producer, settings, metrics, backpressure) if role is not Role.VERIFY else None
+        Lander(app.producer, settings, metrics, backpressure, _seen_table(app, group, settings))
+        if role is not Role.VERIFY
+        else None
     )
     ingestor = Ingestor(settings, metrics) if role is not Role.LAND else None
     source = settings.landing_topic if role is Role.LAND else settings.submissions_topic

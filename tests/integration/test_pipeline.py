@@ -29,7 +29,11 @@ def published(scenario: Scenario) -> tuple[list[Outgoing], list[Outgoing]]:
     return good, bad_messages(scenario, good)
 
 
-@pytest.fixture(scope="module", params=[0, 2], ids=["one-worker", "two-verifiers+lander"])
+@pytest.fixture(
+    scope="module",
+    params=[(0, False), (2, False), (0, True)],
+    ids=["one-worker", "two-verifiers+lander", "one-worker+faust-dedupe-table"],
+)
 def run(
     request: pytest.FixtureRequest,
     broker: EmbeddedBroker,
@@ -38,13 +42,17 @@ def run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Run:
     data_dir = tmp_path_factory.mktemp("data")
+    verifiers, dedupe_table = request.param
     settings = isolated_settings(
-        data_dir, trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+        data_dir,
+        trust_dir=scenario.trust_dir,
+        reference_dir=scenario.reference_dir,
+        dedupe_table=dedupe_table,
     )
     load_reference(settings, scenario.reference)
     good, bad = published
     return run_pipeline(
-        settings, broker.bootstrap, [*good, *bad], data_dir / "worker.log", verifiers=request.param
+        settings, broker.bootstrap, [*good, *bad], data_dir / "worker.log", verifiers=verifiers
     )
 
 

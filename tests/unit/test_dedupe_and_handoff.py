@@ -1,0 +1,101 @@
+"""Pure pieces of landing: per-record classification, the hand-off codec, dead-letter
+headers and the in-process memory of landed submissions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from hocba.domain.messages import RawMessage, RecordError, Rejection, Submission
+from hocba.domain.reasons import Reason
+from hocba.pipeline.deadletter import to_dead_letter
+from hocba.pipeline.dedupe import classify, record_key
+from hocba.pipeline.handoff import decode_item, encode_item
+from hocba.pipeline.process import Accepted
+from hocba.pipeline.seen import RecentlySeen
+
+
+def row(student: str, revision: int, content: str = "h") -> dict[str, Any]:
+    return {
+        "school_year": "2023-2024",
+        "school_code": "0100001",
+        "grade": 3,
+        "student_key": student,
+        "revision": revision,
+        "content_hash": content,
+        "subject_scores": [7.5, None],
+        "on_time_grade": True,
+    }
+
+
+def test_new_duplicate_stale_and_correction_are_told_apart() -> None:
+    landed = {
+        record_key(row("dup", 2)): (2, "h"),
+        record_key(row("old", 3)): (3, "h"),
+        record_key(row("fix", 1)): (1, "h"),
+    }
+    result = classify([row("new", 1), row("dup", 2), row("old", 2), row("fix", 2, "h2")], landed)
+    assert [r["student_key"] for r in result.to_land] == ["new", "fix"]
+    assert (result.new, result.corrections, result.duplicates, result.stale) == (1, 1, 1, 1)
+
+
+def test_within_a_batch_only_the_highest_revision_of_a_key_lands() -> None:
+    result = classify([row("a", 1), row("a", 3), row("a", 2), row("a", 3)], {})
+    assert [r["revision"] for r in result.to_land] == [3]
+    assert (result.new, result.duplicates, result.stale) == (1, 1, 2)
+
+
+def message(value: bytes = b"\xc3\x01payload") -> RawMessage:
+    return RawMessage(
+        "hocba.submissions",
+        4,
+        17,
+        1_700_000_000_000,
+        b"key",
+        value,
+        (("hocba.replay.count", b"2"), ("vendor", b"x")),
+    )
+
+
+def test_handoff_round_trips_accepted_and_rejected_items() -> None:
+    submission = Submission(
+        "sid", "SGD-2024-01", "v", 1_700_000_000_000, b"p", b"s", "ED25519", (b"der",)
+    )
+    errors = (RecordError(1, Reason.VALIDATE_SCORE, "score 11"),)
+    accepted = Accepted(message(), submission, "fp", (row("a", 1), row("b", 1)), 3, errors)
+    back = decode_item(encode_item(accepted))
+    assert isinstance(back, Accepted)
+    assert back.rows == accepted.rows and back.record_errors == errors
+    assert back.message == accepted.message  # original bytes travel when a record failed
+    assert back.submission.submission_id == "sid" and back.records_total == 3
+
+    rejected = Rejection(message(), Reason.VERIFY_CERT_REVOKED, "revoked", (), "sid", "S")
+    assert decode_item(encode_item(rejected)) == rejected
+
+
+def test_dead_letter_keeps_bytes_and_carries_every_header() -> None:
+    rejection = Rejection(
+        message(),
+        Reason.VALIDATE_SCORE,
+        "score 11",
+        (RecordError(0, Reason.VALIDATE_SCORE),),
+        "sid",
+        "S",
+    )
+    letter = to_dead_letter(rejection, "w1", datetime(2024, 6, 1, tzinfo=UTC))
+    headers = {k: v.decode() for k, v in letter.headers}
+    assert (letter.key, letter.value) == (b"key", message().value)
+    assert headers["hocba.error.code"] == "validate.score"
+    assert headers["hocba.error.stage"] == "validate"
+    assert headers["hocba.source.partition"] == "4" and headers["hocba.source.offset"] == "17"
+    assert headers["hocba.replay.count"] == "2"
+    assert json.loads(headers["hocba.error.records"]) == [{"index": 0, "code": "validate.score"}]
+
+
+def test_recently_seen_forgets_the_oldest_beyond_capacity() -> None:
+    seen = RecentlySeen(capacity=2)
+    seen[b"a"], seen[b"b"] = b"1", b"1"
+    assert seen.get(b"a") == b"1"  # a is now the most recent
+    seen[b"c"] = b"1"
+    assert set(seen) == {b"a", b"c"}
