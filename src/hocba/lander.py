@@ -15,16 +15,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hocba.backoff import Backpressure, retry_outage
+from hocba.domain.columns import RecordKey
 from hocba.landing import LandResult, land_prepared
 from hocba.metrics import Metrics
 from hocba.pipeline.deadletter import DeadLetter
 from hocba.pipeline.process import Prepared
+from hocba.pipeline.seen import RecentlySeen
 from hocba.settings import Settings
 from hocba.store.base import Store
 from hocba.store.factory import open_store
 
 log = logging.getLogger("hocba.lander")
 READY_PROBE_TIMEOUT_S = 5.0
+LANDED_CACHE_SIZE = 100_000  # record keys (~300 B each with their tuple): ~30 MB
 
 
 class Lander:
@@ -41,6 +44,7 @@ class Lander:
         self.metrics = metrics
         self.backpressure = backpressure
         self.seen = seen  # submission id -> b'1' once landed completely (DESIGN §5, layer 1)
+        self.landed: RecentlySeen[RecordKey, tuple[int, str]] = RecentlySeen(LANDED_CACHE_SIZE)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-store")
         self.store: Store | None = None
         self.totals: dict[str, int] = {}
@@ -100,6 +104,7 @@ class Lander:
                 prepared,
                 self.settings.worker_name,
                 redelivered,
+                self.landed,
             ),
             self.backpressure,
         )

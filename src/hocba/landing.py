@@ -8,7 +8,7 @@ insert carries a deterministic token, the dedupe lookup sees what an earlier try
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -116,20 +116,36 @@ def _redelivered_audit(item: Accepted, received_at: datetime) -> dict[str, Any]:
     )
 
 
+def _landed_state(
+    store: Store, keys: list[RecordKey], cache: MutableMapping[RecordKey, tuple[int, str]] | None
+) -> dict[RecordKey, tuple[int, str]]:
+    """What is landed for `keys`: from the cache where it knows, one query for the rest."""
+    if cache is None:
+        return dict(store.landed_state(keys))
+    known = {k: cache[k] for k in keys if k in cache}
+    missing = [k for k in keys if k not in known]
+    return {**known, **(store.landed_state(missing) if missing else {})}
+
+
 def land_prepared(
-    store: Store, prepared: Prepared, worker: str, redelivered: Collection[str] = ()
+    store: Store,
+    prepared: Prepared,
+    worker: str,
+    redelivered: Collection[str] = (),
+    cache: MutableMapping[RecordKey, tuple[int, str]] | None = None,
 ) -> LandResult:
     """Classify every accepted row against what is landed (one lookup), then insert.
 
     Submissions in `redelivered` were landed completely before (DESIGN §5, layer 1): they
-    are audited as duplicates without a lookup, an insert or a dead letter.
+    are audited as duplicates without a lookup, an insert or a dead letter. `cache` (layer 2)
+    answers for recently landed keys and is updated after the insert.
     """
     now = datetime.now(UTC)
     fresh = [a for a in prepared.accepted if a.submission.submission_id not in redelivered]
     repeats = [a for a in prepared.accepted if a.submission.submission_id in redelivered]
     prepared = replace(prepared, accepted=tuple(fresh))
     keys = list({record_key(r) for a in prepared.accepted for r in a.rows})
-    landed: dict[RecordKey, tuple[int, str]] = dict(store.landed_state(keys))
+    landed = _landed_state(store, keys, cache)
     to_land: list[dict[str, Any]] = []
     audits = [_rejected_audit(r, prepared.received_at) for r in prepared.rejected]
     audits += [_redelivered_audit(a, prepared.received_at) for a in repeats]
@@ -171,6 +187,8 @@ def land_prepared(
         counts.update(figures)
     if to_land:
         store.insert_records(records_table(to_land), dedup_token(to_land))
+        if cache is not None:
+            cache.update((record_key(r), (r["revision"], r["content_hash"])) for r in to_land)
     store.insert_rows("submissions", arrow_table(SUBMISSION_COLUMNS, audits))
     if rejections:
         rows = [_dead_letter_row(r, worker, now) for r in rejections]

@@ -123,7 +123,7 @@ def _seen_table(app: faust.App, group: str, settings: Settings) -> Any:
     submission id (as `hocba publish` does) the table is co-partitioned with the input and a
     re-delivered submission is dropped before any lookup; otherwise layer 2 catches it."""
     if not settings.dedupe_table:
-        return RecentlySeen()
+        return RecentlySeen[bytes, bytes]()
     return app.Table(
         f"{group}-landed-submissions",
         schema=faust.Schema(

@@ -1,38 +1,44 @@
-"""A bounded, in-process memory of landed submission ids (dedupe layer 1 without Faust).
+"""Bounded in-process memories of what was landed (DESIGN §5, dedupe layers 1 and 2).
 
-Faust's changelog-backed table is the durable form of layer 1, but its recovery waits for
-the changelog's log-end offset, which the embedded broker misreports (see
-`hocba.kafka.lag.true_end_offsets`), so a restarted worker would stall. On the embedded
-default this LRU stands in: it forgets on restart, which layer 2 (the landed-state lookup)
-covers, and it never grows past `capacity`.
+Layer 1 remembers landed submission ids. Faust's changelog-backed table is its durable
+form, but that table's recovery waits for the changelog's log-end offset, which the
+embedded broker misreports (see `hocba.kafka.lag.true_end_offsets`), so a restarted worker
+would stall; on the embedded default this LRU stands in. Layer 2 puts the same LRU in front
+of the landed-state lookup (record key → revision, content hash). Both forget on restart,
+which the store itself covers, and neither grows past `capacity`. A stale entry (another
+worker landed a newer revision) is harmless: `records` keeps the highest revision (layer 3).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Hashable, Iterator, MutableMapping
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
-class RecentlySeen(MutableMapping[bytes, bytes]):
+class RecentlySeen(MutableMapping[K, V]):
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[bytes, bytes] = OrderedDict()
+        self._items: OrderedDict[K, V] = OrderedDict()
 
-    def __getitem__(self, key: bytes) -> bytes:
+    def __getitem__(self, key: K) -> V:
         value = self._items[key]
         self._items.move_to_end(key)
         return value
 
-    def __setitem__(self, key: bytes, value: bytes) -> None:
+    def __setitem__(self, key: K, value: V) -> None:
         self._items[key] = value
         self._items.move_to_end(key)
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
 
-    def __delitem__(self, key: bytes) -> None:
+    def __delitem__(self, key: K) -> None:
         del self._items[key]
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[K]:
         return iter(self._items)
 
     def __len__(self) -> int:
