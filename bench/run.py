@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import ceilings
 from hocba.kafka.broker import embedded_broker, free_port
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.kafka.topics import ensure_topics
-from hocba.pipeline.codec import load_registry
+from hocba.pipeline.codec import SUBMISSION, decode, encode, load_registry
 from hocba.pipeline.verify import Verifier
 from hocba.reference.tables import reference_tables
 from hocba.runner import spawn_worker, stop_worker, wait_drained
@@ -126,6 +127,28 @@ def scrape_sums(port: int) -> dict[str, float]:
     }
 
 
+REGISTRY = load_registry()
+
+
+def restamped(message: Outgoing) -> Outgoing:
+    """The envelope with `sent_at` = now, so latency starts at publishing, not at signing
+    (the signature covers the payload only, so it stays valid)."""
+    envelope = decode(REGISTRY, SUBMISSION, message.value)
+    envelope["sent_at"] = datetime.now(UTC)
+    return Outgoing(message.key, encode(REGISTRY, SUBMISSION, envelope), message.headers)
+
+
+def wait_ready(ports: list[int], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    for port in ports:
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.2)
+
+
 async def publish(
     bootstrap: str, topic: str, messages: list[Outgoing], rate: float, per_message: int
 ) -> None:
@@ -137,7 +160,7 @@ async def publish(
         started = time.perf_counter()
         for n, message in enumerate(messages):
             await asyncio.sleep(max(0.0, started + n * interval - time.perf_counter()))
-            await send_all(producer, topic, [message])
+            await send_all(producer, topic, [restamped(message)])
 
 
 def end_to_end(settings: Settings) -> dict[str, float]:
@@ -218,6 +241,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         watcher = RssWatcher([w.pid for w in workers])
         publisher = None
         if args.rate > 0:
+            wait_ready(ports)
             publisher = threading.Thread(
                 target=lambda: asyncio.run(
                     publish(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -89,6 +89,12 @@ class Lander:
             sid = item.submission.submission_id
             if sid not in redelivered and not item.record_errors:
                 self.seen[sid.encode()] = b"1"
+
+    async def read(self, sql: str, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A read-only query on the store's own thread (see hocba.store.remote)."""
+        store = await self._store()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.thread, store.query, sql, parameters)
 
     async def land(self, prepared: Prepared) -> LandResult:
         store = await self._store()

@@ -38,6 +38,7 @@ from hocba.pipeline.handoff import decode_item, encode_item
 from hocba.pipeline.process import Accepted, Prepared, process_batch
 from hocba.pipeline.seen import RecentlySeen
 from hocba.settings import Settings
+from hocba.store.remote import is_read_only, rows_to_arrow
 
 log = logging.getLogger("hocba.worker")
 MAX_IN_FLIGHT = 2  # batches prepared but not yet landed: enough to overlap CPU and landing
@@ -265,6 +266,25 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         }
         ok = all(checks.values())
         return web.json({"ready": ok, **checks}, status=200 if ok else 503)
+
+    @app.page("/store/query")
+    class StoreQuery(faust.web.View):
+        """Read-only SQL for `hocba stats` while this worker owns the chDB store."""
+
+        async def post(self, request: Any) -> Any:
+            if lander is None or request.remote not in ("127.0.0.1", "::1"):
+                return self.json({"error": "not served here"}, status=403)
+            body = await request.json()
+            if not is_read_only(body.get("sql", "")):
+                return self.json({"error": "only one SELECT is answered"}, status=400)
+            try:
+                rows = await lander.read(body["sql"], body.get("parameters") or {})
+            except Exception as exc:  # a bad query is the caller's error, not the worker's
+                return self.json({"error": f"{type(exc).__name__}: {exc}"}, status=400)
+            return self.bytes(
+                rows_to_arrow(rows),
+                headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+            )
 
     @app.page("/metrics")
     async def render_metrics(web: Any, request: Any) -> Any:

@@ -164,3 +164,23 @@ def test_killing_one_of_two_verifiers_moves_its_partitions(
     assert counts == {"n": len(scenario.records), "s": len(scenario.records)}
     landed = query(settings, "SELECT count() AS n FROM {db}.records")[0]["n"]
     assert landed == len(scenario.records), "a re-delivered batch must not land again"
+
+
+def test_stats_asks_the_running_worker_that_owns_the_store(
+    broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
+) -> None:
+    settings = isolated_settings(
+        tmp_path, trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+    )
+    load_reference(settings, scenario.reference)
+    asyncio.run(publish(broker.bootstrap, settings, signed_messages(scenario, batch_size=30)))
+    worker = spawn_worker(settings, broker.bootstrap, tmp_path / "worker.log")
+    try:
+        wait_drained(settings, broker.bootstrap, worker, timeout_s=120)
+        result = hocba("stats", "--json", env=settings_env(settings, broker.bootstrap))
+    finally:
+        stop_worker(worker)
+    assert result.returncode == 0, result.stderr
+    national = json.loads(result.stdout)["national"]
+    assert national["records"] == len(scenario.records)
+    assert national["departments_sending"] == 2

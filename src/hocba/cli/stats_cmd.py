@@ -27,6 +27,7 @@ from hocba.stats.report import (
 )
 from hocba.store.base import Store, StoreLockedError
 from hocba.store.factory import open_store
+from hocba.store.remote import WorkerStore, worker_reachable
 
 SCHOOL_YEAR_OPTION = typer.Option(
     None, "--school-year", help="e.g. 2023-2024 (default: the latest in the store)"
@@ -37,10 +38,14 @@ GRADE_OPTION = typer.Option(
 
 
 def open_for_reading(settings: Settings) -> Store:
-    """The store, or one line saying why not: chDB has one owner, often a running worker."""
+    """The store; if a running worker owns the chDB store, the same store through the
+    worker's HTTP port (it answers read-only queries on loopback); else one line why not."""
     try:
         return open_store(settings)
     except StoreLockedError:
+        worker = f"http://127.0.0.1:{settings.web_port}"
+        if worker_reachable(worker):
+            return WorkerStore(worker)
         raise UserError(
             f"the chDB store {settings.chdb_path} is held by another process (a running "
             "`hocba worker`?): stop it and re-run, or share a ClickHouse server between "
@@ -76,8 +81,8 @@ def stats(
 
         hocba stats --school-year 2023-2024 -g 1 -g 2 -g 3 -g 4 --sort coverage
 
-    Reads HOCBA_CLICKHOUSE_URL, or the chDB store under HOCBA_DATA_DIR (chDB has one owner:
-    stop a worker that holds it first).
+    Reads HOCBA_CLICKHOUSE_URL, or the chDB store under HOCBA_DATA_DIR. chDB has one owner:
+    while a worker holds the store, the report is asked of that worker on HOCBA_WEB_PORT.
     """
     report = load_report(load_settings(), school_year, grade)
     rows = breakdown(report, by) if by else ()

@@ -1,0 +1,84 @@
+"""Read-only queries through a running worker, for a chDB store that the worker owns.
+
+chDB locks its directory, so `hocba stats` cannot open a store a worker is using; the
+worker answers SELECTs on its HTTP port instead (loopback only), on the same thread that
+owns the store. Only `query` is offered: everything that writes stays with the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+import pyarrow as pa
+
+from hocba.domain.columns import RecordKey
+
+READ_ONLY_PREFIXES = ("select", "with")
+
+
+def rows_to_arrow(rows: list[dict[str, Any]]) -> bytes:
+    """Rows travel as Arrow IPC, so dates, times and numbers keep their types."""
+    table = pa.Table.from_pylist(rows)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def arrow_to_rows(data: bytes) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = pa.ipc.open_stream(data).read_all().to_pylist()
+    return rows
+
+
+def is_read_only(sql: str) -> bool:
+    return sql.lstrip().lower().startswith(READ_ONLY_PREFIXES) and ";" not in sql.rstrip("; \n")
+
+
+class WorkerStore:
+    def __init__(self, base_url: str, timeout_s: float = 60.0) -> None:
+        self.url = base_url.rstrip("/") + "/store/query"
+        self.timeout_s = timeout_s
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        body = json.dumps({"sql": sql, "parameters": dict(parameters or {})}, default=str)
+        request = urllib.request.Request(
+            self.url, data=body.encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return arrow_to_rows(response.read())
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"the worker refused the query: {exc.read().decode()}") from None
+
+    def close(self) -> None:
+        """Nothing to release: each query is one HTTP request."""
+
+    def _read_only(self) -> NoReturn:
+        raise RuntimeError("a store reached through a worker is read-only")
+
+    def ensure_schema(self) -> None:
+        self._read_only()
+
+    def insert_records(self, table: pa.Table, dedup_token: str) -> None:
+        self._read_only()
+
+    def insert_rows(self, table_name: str, table: pa.Table) -> None:
+        self._read_only()
+
+    def landed_state(self, keys: Sequence[RecordKey]) -> dict[RecordKey, tuple[int, str]]:
+        self._read_only()
+
+    def replace_reference(self, table_name: str, table: pa.Table) -> None:
+        self._read_only()
+
+
+def worker_reachable(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(base_url.rstrip("/") + "/health", timeout=2):
+            return True
+    except OSError:
+        return False
