@@ -158,9 +158,12 @@ async def publish(
             return
         interval = per_message / rate
         started = time.perf_counter()
+        deliveries = []
         for n, message in enumerate(messages):
             await asyncio.sleep(max(0.0, started + n * interval - time.perf_counter()))
-            await send_all(producer, topic, [restamped(message)])
+            stamped = restamped(message)
+            deliveries.append(await producer.send(topic, stamped.value, key=stamped.key))
+        await asyncio.gather(*deliveries)
 
 
 def end_to_end(settings: Settings) -> dict[str, float]:

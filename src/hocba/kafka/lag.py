@@ -1,4 +1,4 @@
-"""Consumer lag: committed offset vs log end, per partition.
+"""Consumer lag: committed offset vs log end, per partition, and who holds the partitions.
 
 Operators use it as a health probe, and the demo and tests use it to know when the worker
 has landed (or dead-lettered) everything: committed == end on every partition.
@@ -6,10 +6,14 @@ has landed (or dead-lettered) everything: committed == end on every partition.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.errors import KafkaError
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +87,70 @@ async def true_end_offsets(
 
 def total_lag(lags: list[PartitionLag]) -> int:
     return sum(p.lag for p in lags)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    member_id: str
+    client_id: str
+    host: str
+    assignment: tuple[tuple[str, int], ...] | None  # (topic, partition); None: not reported
+
+    def partitions(self, topic: str) -> list[int] | None:
+        if self.assignment is None:
+            return None
+        return sorted(p for t, p in self.assignment if t == topic)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReport:
+    """One consumer group on one topic: what `hocba lag` prints."""
+
+    group: str
+    topic: str
+    partitions: list[PartitionLag]
+    members: list[GroupMember] | None  # None: the broker does not describe its groups
+
+    @property
+    def lag(self) -> int:
+        return total_lag(self.partitions)
+
+
+async def group_report(bootstrap: str, group: str, topic: str) -> GroupReport:
+    lags, members = await asyncio.gather(
+        partition_lags(bootstrap, group, topic), group_members(bootstrap, group)
+    )
+    return GroupReport(group, topic, lags, members)
+
+
+async def group_members(bootstrap: str, group: str) -> list[GroupMember] | None:
+    """The group's members as its coordinator describes them, or None if it cannot say.
+
+    Apache Kafka answers DescribeGroups with each member's client id, host and assignment.
+    The embedded broker (Tansu 0.6) sends member ids only, with empty client id, host and
+    assignment, and an error code for a group it has never seen: members are then listed
+    without partitions, or not at all, rather than failing the probe.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        responses = await admin.describe_consumer_groups([group])
+    except KafkaError:
+        return None
+    finally:
+        await admin.close()
+    described = [g for r in responses for g in r.to_object()["groups"] if g["group"] == group]
+    if len(described) != 1 or described[0]["error_code"] != 0:
+        return None
+    return [_member(m) for m in described[0]["members"]]
+
+
+def _member(described: dict[str, Any]) -> GroupMember:
+    raw = described["member_assignment"]
+    assignment = None
+    if raw:
+        decoded = ConsumerProtocolMemberAssignment.decode(raw)
+        assignment = tuple((t, p) for t, parts in decoded.assignment for p in parts)
+    return GroupMember(
+        described["member_id"], described["client_id"], described["client_host"], assignment
+    )
