@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import ceilings
 
+from hocba.cli.progress import landing_progress
 from hocba.kafka.broker import embedded_broker, free_port
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.kafka.topics import ensure_topics
@@ -258,13 +258,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             )
             publisher.start()
         try:
-            with Progress(
-                TextColumn("landing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-            ) as progress:
+            with landing_progress(console) as progress:
                 task = progress.add_task("landing", total=len(messages))
                 if publisher is not None:
                     publisher.join()

@@ -9,12 +9,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 from itertools import groupby
 from typing import Any
 
 from hocba.pipeline.codec import RECORD_BATCH, SUBMISSION, SchemaRegistry, encode
+from hocba.trust.signing import Signer, sign
 
-Signer = Callable[[bytes], bytes]
+SignFunction = Callable[[bytes], bytes]
 
 
 def record_from_json(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,7 +66,7 @@ def build_submission(
     registry: SchemaRegistry,
     payload: bytes,
     *,
-    sign: Signer,
+    sign: SignFunction,
     algorithm: str,
     chain_der: Sequence[bytes],
     sender_code: str,
@@ -85,3 +87,23 @@ def build_submission(
         "certificate_chain": list(chain_der),
     }
     return sid, encode(registry, SUBMISSION, envelope)
+
+
+def sign_batch(
+    registry: SchemaRegistry,
+    records: Sequence[Mapping[str, Any]],
+    signer: Signer,
+    *,
+    sender_code: str,
+    vendor: str,
+) -> tuple[str, bytes]:
+    """One batch of records → (submission id, signed envelope bytes)."""
+    return build_submission(
+        registry,
+        encode_payload(registry, records),
+        sign=partial(sign, signer),
+        algorithm=signer.algorithm,
+        chain_der=signer.chain_der,
+        sender_code=sender_code,
+        vendor=vendor,
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 from hocba.kafka.producer import Outgoing
 from hocba.pipeline.codec import SchemaRegistry, load_registry
-from hocba.publishing import batches, build_submission, encode_payload
+from hocba.publishing import batches, build_submission, encode_payload, sign_batch
 from hocba.reference.loader import default_departments, write_reference_dir
 from hocba.reference.model import ExpectedEnrollment, ReferenceData, School
 from hocba.reference.provinces import former_to_current, provinces_2024, provinces_2025
@@ -98,16 +98,8 @@ def signed_messages(
     for chunk in batches(scenario.records, batch_size):
         school = scenario.reference.schools[chunk[0]["school_code"]]
         sender = department_code(school.province_code_2024)
-        signer = scenario.signers[sender]
-        payload = encode_payload(registry, chunk)
-        sid, value = build_submission(
-            registry,
-            payload,
-            sign=partial(sign, signer),
-            algorithm=signer.algorithm,
-            chain_der=signer.chain_der,
-            sender_code=sender,
-            vendor="demo-vendor",
+        sid, value = sign_batch(
+            registry, chunk, scenario.signers[sender], sender_code=sender, vendor="demo-vendor"
         )
         out.append(Outgoing(sid.encode(), value))
     return out

@@ -12,11 +12,10 @@ from hocba.kafka.dlq import DeadLetterRecord, read_topic
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.kafka.topics import ensure_topics
 from hocba.reference.model import ReferenceData
-from hocba.reference.tables import reference_tables
+from hocba.reference.tables import mirror_reference
 from hocba.runner import spawn_worker, stop_worker, wait_drained
 from hocba.settings import Settings
-from hocba.store.base import Store
-from hocba.store.factory import open_store
+from hocba.store.factory import opened_store
 
 
 @dataclass(frozen=True)
@@ -27,12 +26,8 @@ class Run:
 
 
 def load_reference(settings: Settings, reference: ReferenceData) -> None:
-    store = open_store(settings)
-    try:
-        for name, table in reference_tables(reference).items():
-            store.replace_reference(name, table)
-    finally:
-        store.close()
+    with opened_store(settings) as store:
+        mirror_reference(store, reference)
 
 
 async def publish(bootstrap: str, settings: Settings, messages: Sequence[Outgoing]) -> None:
@@ -72,11 +67,8 @@ def run_pipeline(
 
 
 def query(settings: Settings, sql: str) -> list[dict[str, object]]:
-    store: Store = open_store(settings)
-    try:
+    with opened_store(settings) as store:
         return store.query(sql.replace("{db}", settings.database))
-    finally:
-        store.close()
 
 
 __all__ = ["Run", "load_reference", "query", "replace", "run_pipeline"]

@@ -9,21 +9,19 @@ from dataclasses import asdict
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hocba.cli.errors import friendly
+from hocba.cli.progress import landing_progress
 from hocba.cli.runtime import create_topics, kafka, load_settings
 from hocba.cli.stats_cmd import print_report
 from hocba.kafka.broker import free_port
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
-from hocba.reference.model import ReferenceData
-from hocba.reference.tables import reference_tables
+from hocba.reference.tables import mirror_reference
 from hocba.runner import spawn_worker, stop_worker, wait_drained
 from hocba.scenario import bad_messages, build_scenario, signed_messages
-from hocba.settings import Settings
 from hocba.stats.report import Breakdown, breakdown, fetch_report
-from hocba.store.factory import open_store
+from hocba.store.factory import opened_store
 from hocba.summary import Summary, national_summary
 
 
@@ -57,7 +55,8 @@ def demo(
             "broker_heartbeat_interval_s": 0.5,
         }
     )
-    _load_reference(settings, scenario.reference)
+    with opened_store(settings) as store:
+        mirror_reference(store, scenario.reference)
     with kafka(settings) as bootstrap:
         create_topics(settings, bootstrap)
         good = signed_messages(scenario, batch_size)
@@ -66,13 +65,7 @@ def demo(
         console.print(f"published {len(messages)} messages ({records} records) to {bootstrap}")
         worker = spawn_worker(settings, bootstrap, root / "logs" / "worker.log")
         try:
-            with Progress(
-                TextColumn("landing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-            ) as progress:
+            with landing_progress(console) as progress:
                 task = progress.add_task("landing", total=len(messages))
                 wait_drained(
                     settings,
@@ -84,27 +77,15 @@ def demo(
                 )
         finally:
             stop_worker(worker)
-    store = open_store(settings)
-    try:
+    with opened_store(settings) as store:
         summary = national_summary(store, settings.database)
         national = fetch_report(store, settings.database)
-    finally:
-        store.close()
     if as_json:
         typer.echo(json.dumps(asdict(summary), default=str))
     else:
         print_summary(summary)
         by_province = breakdown(national, Breakdown.PROVINCE)
         print_report(national, national.departments, by_province, Breakdown.PROVINCE)
-
-
-def _load_reference(settings: Settings, reference: ReferenceData) -> None:
-    store = open_store(settings)
-    try:
-        for name, table in reference_tables(reference).items():
-            store.replace_reference(name, table)
-    finally:
-        store.close()
 
 
 async def _publish(bootstrap: str, topic: str, messages: list[Outgoing]) -> None:

@@ -7,7 +7,10 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+
+from hocba.settings import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,7 +31,24 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
         except typer.Exit:  # click's Exit is a RuntimeError: let deliberate exit codes through
             raise
         except (UserError, OSError, ValueError, TimeoutError, RuntimeError) as exc:
-            stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
+            stderr.print(f"[bold red]error:[/] {describe(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def describe(exc: Exception) -> str:
+    """One line; for invalid settings, the `HOCBA_*` variable to fix and why (never its value,
+    which may be a secret), instead of pydantic's multi-line report on field names."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    env = exc.title == Settings.__name__
+    return "; ".join(
+        f"{_location(e['loc'], env)}: {e['msg']}" for e in exc.errors(include_url=False)
+    )
+
+
+def _location(loc: tuple[int | str, ...], env: bool) -> str:
+    if env:
+        return f"{Settings.model_config.get('env_prefix', '')}{str(loc[0]).upper()}"
+    return ".".join(map(str, loc))

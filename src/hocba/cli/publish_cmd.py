@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from functools import partial
 from pathlib import Path
 
 import typer
@@ -14,8 +13,8 @@ from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.pipeline.codec import load_registry
-from hocba.publishing import batches, build_submission, encode_payload, record_from_json
-from hocba.trust.signing import load_signer, sign
+from hocba.publishing import batches, record_from_json, sign_batch
+from hocba.trust.signing import load_signer
 
 
 @friendly
@@ -52,18 +51,9 @@ def publish(
     messages = []
     for chunk in batches(records, batch_size):
         try:
-            payload = encode_payload(registry, chunk)
+            sid, value = sign_batch(registry, chunk, signer, sender_code=sender, vendor=vendor)
         except (ValueError, TypeError, KeyError) as exc:
             raise UserError(f"a record does not fit the StudentRecord schema: {exc}") from None
-        sid, value = build_submission(
-            registry,
-            payload,
-            sign=partial(sign, signer),
-            algorithm=signer.algorithm,
-            chain_der=signer.chain_der,
-            sender_code=sender,
-            vendor=vendor,
-        )
         messages.append(Outgoing(sid.encode(), value))
     asyncio.run(_send(settings.kafka_bootstrap, topic or settings.submissions_topic, messages))
     Console(stderr=True).print(f"published {len(records)} records in {len(messages)} messages")

@@ -16,6 +16,7 @@ from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
 from hocba.settings import Settings
 from hocba.stats.report import (
+    NATIONAL_HEADINGS,
     Breakdown,
     BreakdownRow,
     DepartmentProgress,
@@ -119,13 +120,7 @@ def print_report(
     n = report.national
     grades = ", ".join(str(g) for g in report.grades)
     national = Table(
-        "Departments",
-        "registered",
-        "approved certificate",
-        "sending",
-        "records",
-        "expected",
-        "coverage",
+        *NATIONAL_HEADINGS,
         title=f"National progress, {report.school_year}, grades {grades}",
     )
     national.add_row(

@@ -55,6 +55,7 @@ def worker(
 
 
 @config_app.command("show")
+@friendly
 def config_show(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Print the effective settings (environment HOCBA_*), secrets masked."""
     settings = load_settings()

@@ -31,9 +31,9 @@ class PartitionLag:
 async def partition_lags(bootstrap: str, group: str, topic: str) -> list[PartitionLag]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
     try:
+        await admin.start()
+        await consumer.start()
         tps = await topic_partitions(consumer, topic)
         ends = await true_end_offsets(consumer, tps)
         committed = await admin.list_consumer_group_offsets(group, partitions=tps) if tps else {}

@@ -19,6 +19,7 @@ from hocba.domain.columns import (
 )
 from hocba.pipeline.rows import arrow_table
 from hocba.reference.model import ReferenceData
+from hocba.store.base import Store
 
 
 def reference_tables(ref: ReferenceData) -> dict[str, pa.Table]:
@@ -42,3 +43,9 @@ def reference_tables(ref: ReferenceData) -> dict[str, pa.Table]:
             EXPECTED_ENROLLMENT_COLUMNS, [asdict(e) for e in ref.expected_enrollment]
         ),
     }
+
+
+def mirror_reference(store: Store, ref: ReferenceData) -> None:
+    """Replace every reference table in the store with `ref`."""
+    for name, table in reference_tables(ref).items():
+        store.replace_reference(name, table)

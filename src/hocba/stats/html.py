@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
-from hocba.stats.report import Activity, Breakdown, ProgressReport, breakdown
+from hocba.stats.report import NATIONAL_HEADINGS, Activity, Breakdown, ProgressReport, breakdown
 from hocba.stats.svg import Bar, Chart, column_chart, hbar_chart
 
 MAX_HOURLY_BUCKETS = 72  # beyond three days of hours, records over time are shown per day
@@ -72,15 +72,7 @@ def _national_table(report: ProgressReport) -> str:
         f"{n.expected:,}",
         _pct(n.coverage_pct),
     )
-    head = (
-        "Departments",
-        "registered",
-        "approved certificate",
-        "sending",
-        "records",
-        "expected",
-        "coverage",
-    )
+    head = NATIONAL_HEADINGS
     return (
         "<table><tr>"
         + "".join(f"<th>{h}</th>" for h in head)

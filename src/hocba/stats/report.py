@@ -20,6 +20,16 @@ from hocba.reference.loader import LEVEL_CODES
 from hocba.stats import queries
 from hocba.store.base import Store
 
+NATIONAL_HEADINGS = (
+    "Departments",
+    "registered",
+    "approved certificate",
+    "sending",
+    "records",
+    "expected",
+    "coverage",
+)
+
 
 class Breakdown(StrEnum):
     PROVINCE = "province"  # the 63 former provinces (province_code_2024)

@@ -6,6 +6,9 @@ switched on and off from outside the process (tests, incident rehearsals).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from hocba.settings import Settings
 from hocba.store.base import Store
 from hocba.store.chdb_store import ChdbStore
@@ -28,3 +31,13 @@ def open_store(settings: Settings) -> Store:
         store.close()
         raise
     return store
+
+
+@contextlib.contextmanager
+def opened_store(settings: Settings) -> Iterator[Store]:
+    """`open_store` for one block: closed on the way out (chDB must not outlive its user)."""
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.close()

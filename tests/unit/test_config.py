@@ -1,0 +1,65 @@
+"""`hocba config show`: what the worker would run with, secrets masked, bad values named."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from hocba.cli.main import app
+
+PASSWORD = "s3cret-pw"
+KEY = "pseudonym-key-of-the-ministry"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the variables a test sets: none inherited from the developer's shell."""
+    for name in os.environ:
+        if name.startswith("HOCBA_"):
+            monkeypatch.delenv(name)
+
+
+def show(*args: str, **env: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["config", "show", *args], env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_secrets_are_masked_and_the_rest_is_shown() -> None:
+    code, out, _ = show(
+        HOCBA_CLICKHOUSE_URL=f"https://hocba:{PASSWORD}@ch.example:8443/",
+        HOCBA_PSEUDONYM_KEY=KEY,
+        HOCBA_TOPIC_PARTITIONS="24",
+    )
+    assert code == 0
+    assert PASSWORD not in out and KEY not in out
+    lines = out.splitlines()
+    assert "HOCBA_TOPIC_PARTITIONS=24" in lines
+    assert "HOCBA_CLICKHOUSE_URL=**********" in lines
+    assert "HOCBA_PSEUDONYM_KEY=**********" in lines
+
+
+def test_json_is_parseable_and_masked() -> None:
+    code, out, _ = show(
+        "--json", HOCBA_CLICKHOUSE_URL=f"http://u:{PASSWORD}@ch:8123/", HOCBA_PSEUDONYM_KEY=KEY
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert data["consumer_group"] == "hocba-worker"
+    assert data["topic_partitions"] == 12
+    assert PASSWORD not in out and KEY not in out
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("HOCBA_TOPIC_PARTITIONS", "abc"), ("HOCBA_CPU_PROCESSES", "5")],
+)
+def test_an_invalid_value_is_one_line_naming_the_variable(variable: str, value: str) -> None:
+    code, out, err = show(**{variable: value})
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {variable}: ")
+    assert "Traceback" not in err and "validation error" not in err
