@@ -1,5 +1,6 @@
-"""Probes and shutdown as Kubernetes sees them: `/ready` follows ClickHouse while `/health`
-stays up, and SIGTERM in the middle of a burst loses and doubles nothing.
+"""Probes and shutdown as Kubernetes and operators see them: `/ready` follows ClickHouse
+while `/health` stays up, `hocba lag` sees the worker, and SIGTERM in the middle of a burst
+loses and doubles nothing.
 
 The outage is real for the worker process (`HOCBA_STORE_FAULT_FILE`, `hocba.store.faulty`).
 """
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +22,7 @@ import pytest
 
 from hocba.kafka.broker import EmbeddedBroker
 from hocba.kafka.lag import partition_lags, total_lag
-from hocba.runner import spawn_worker, stop_worker, wait_drained
+from hocba.runner import settings_env, spawn_worker, stop_worker, wait_drained
 from hocba.scenario import build_scenario, signed_messages
 from hocba.settings import Settings
 from tests.conftest import isolated_settings
@@ -67,6 +71,7 @@ def test_ready_follows_clickhouse_while_health_stays_up(
     try:
         wait_drained(settings, broker.bootstrap, worker, timeout_s=90)
         assert get(port, "/ready") == (200, _ready(clickhouse=True))
+        assert_lag_probe_sees_the_worker(settings, broker.bootstrap)
 
         fault.touch()
         down = wait_for_status(port, "/ready", 503)
@@ -78,6 +83,24 @@ def test_ready_follows_clickhouse_while_health_stays_up(
         assert wait_for_status(port, "/ready", 200) == _ready(clickhouse=True)
     finally:
         assert stop_worker(worker) == 0
+
+
+def assert_lag_probe_sees_the_worker(settings: Settings, bootstrap: str) -> None:
+    """`hocba lag` while the worker runs: no lag, the worker is the group's one member (the
+    embedded broker reports member ids only), the lander's group is shown and empty."""
+    result = subprocess.run(
+        [sys.executable, "-m", "hocba.cli.main", "lag", "--json", "--all-topics"],
+        env={**os.environ, **settings_env(settings, bootstrap)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    assert report["lag"] == 0
+    assert [m["partitions"] for m in report["members"]] in ([None], [list(range(4))])
+    assert report["lander"]["group"] == f"{settings.consumer_group}-lander"
+    assert report["lander"]["members"] in ([], None)
 
 
 def _ready(*, clickhouse: bool) -> dict[str, bool]:
