@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,8 +33,16 @@ log = logging.getLogger("hocba.cpu_pool")
 _loader: ContextLoader | None = None
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A SIGKILLed worker cannot stop its child; the child notices it was orphaned and exits."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def _start_child(settings: Settings, level: int, json_lines: bool) -> None:
     global _loader
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     configure_logging(logging.getLevelName(level), json_lines)
     _loader = ContextLoader(settings)
     _loader.current()
@@ -54,14 +65,17 @@ class CpuPool:
         self.pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
+        """Start the child now, while Faust joins its group, not at the first batch."""
         root = logging.getLogger()
         json_lines = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_child,
             initargs=(self.settings, root.level, json_lines),
         )
+        pool.submit(time.monotonic)
+        return pool
 
     async def _call(self, func: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -91,6 +91,25 @@ def wait_until_landing(port: int, worker: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
+def child_pids(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def assert_exit_soon(pids: list[int], timeout_s: float = 10.0) -> None:
+    """A SIGKILLed worker's CPU child must not linger (it would hold ~300 MB forever)."""
+    deadline = time.monotonic() + timeout_s
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [
+            p
+            for p in alive
+            if Path(f"/proc/{p}").exists()
+            and "State:\tZ" not in Path(f"/proc/{p}/status").read_text()
+        ]
+    assert not alive, f"orphaned child processes {alive} outlived their worker"
+
+
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     return build_scenario(
@@ -129,8 +148,10 @@ def test_sigkill_at_random_points_counts_every_record_once(
         wait_until_landing(port, worker)
         time.sleep(rng.uniform(0.0, 0.5))  # a random point while it lands
         assert worker.poll() is None, f"worker died on its own, see {log}"
+        children = child_pids(worker.pid)
         worker.kill()
         worker.wait()
+        assert_exit_soon(children)
     worker, _ = spawn(settings, bootstrap, log)
     try:
         wait_drained(settings, bootstrap, worker, timeout_s=120)
