@@ -95,18 +95,20 @@ def child_pids(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def running(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
 def assert_exit_soon(pids: list[int], timeout_s: float = 10.0) -> None:
     """A SIGKILLed worker's CPU child must not linger (it would hold ~300 MB forever)."""
     deadline = time.monotonic() + timeout_s
     alive = pids
     while alive and time.monotonic() < deadline:
         time.sleep(0.2)
-        alive = [
-            p
-            for p in alive
-            if Path(f"/proc/{p}").exists()
-            and "State:\tZ" not in Path(f"/proc/{p}/status").read_text()
-        ]
+        alive = [p for p in alive if running(p)]
     assert not alive, f"orphaned child processes {alive} outlived their worker"
 
 
