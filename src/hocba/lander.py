@@ -21,6 +21,8 @@ from hocba.metrics import Metrics
 from hocba.pipeline.deadletter import DeadLetter
 from hocba.pipeline.process import Prepared
 from hocba.pipeline.seen import RecentlySeen
+from hocba.reference.loader import load_reference_dir
+from hocba.reference.tables import mirror_reference
 from hocba.settings import Settings
 from hocba.store.base import Store
 from hocba.store.factory import open_store
@@ -95,6 +97,22 @@ class Lander:
         store = await self._store()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.thread, store.query, sql, parameters)
+
+    async def mirror_reference(self) -> None:
+        """Copy the reference directory into the store's reference tables (analysts join
+        them), after every reload: `hocba reference load` cannot while we hold chDB."""
+        directory = self.settings.reference_dir
+        if directory is None:
+            return
+        store = await self._store()
+
+        def mirror() -> None:
+            mirror_reference(store, load_reference_dir(directory))
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.thread, mirror)
+        except Exception as exc:  # the mirror is for analysts; landing must go on
+            log.error("could not mirror the reference data into the store: %s", exc)
 
     async def land(self, prepared: Prepared) -> LandResult:
         store = await self._store()

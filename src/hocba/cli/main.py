@@ -10,6 +10,7 @@ from hocba.cli import (
     lag_cmd,
     pki_cmd,
     publish_cmd,
+    reference_cmd,
     report_cmd,
     stats_cmd,
     trust_cmd,
@@ -37,6 +38,7 @@ app.command("stats")(stats_cmd.stats)
 app.command("report")(report_cmd.report)
 app.add_typer(dlq_cmd.app, name="dlq")
 app.add_typer(pki_cmd.app, name="pki")
+app.add_typer(reference_cmd.app, name="reference")
 app.add_typer(trust_cmd.app, name="trust")
 app.add_typer(worker_cmd.config_app, name="config")
 
