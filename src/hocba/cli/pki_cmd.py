@@ -30,7 +30,8 @@ def demo(
 ) -> None:
     """Create a demo trust dir: root CA, issuing CA, CRL, approved-certificate register,
     an RSA-2048 leaf per Department, ECDSA P-256 and Ed25519 leaves, and the bad leaves
-    (expired, revoked, untrusted, SHA-1, RSA-1024, unregistered) the tests need.
+    (expired, not yet valid, revoked, under a revoked intermediate, untrusted, SHA-1,
+    RSA-1024, not for signing, unregistered) the security tests need.
 
     Then: HOCBA_TRUST_DIR=pki hocba worker, and sign with
     `hocba publish --key pki/leaves/<code>.key.pem --chain pki/leaves/<code>.chain.pem`.
