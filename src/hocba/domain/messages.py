@@ -6,8 +6,7 @@ Messages are frozen and copied, never mutated (as in Bytewax): a rejection carri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from hocba.domain.reasons import Reason, Stage
 
@@ -65,14 +64,3 @@ class Rejection:
     @property
     def stage(self) -> Stage:
         return self.code.stage
-
-
-@dataclass(frozen=True, slots=True)
-class Verified:
-    """A submission whose signature and chain were accepted, with its decoded records."""
-
-    message: RawMessage
-    submission: Submission
-    records: tuple[dict[str, Any], ...]
-    signer_fingerprint: str = ""
-    record_errors: tuple[RecordError, ...] = field(default=())
