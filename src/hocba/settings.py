@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     landing_topic: str = Field(
         default="hocba.landing", description="hand-off from verifying workers to the lander"
     )
+    reference_topic_prefix: str = Field(
+        default="hocba.reference",
+        description="compacted <prefix>.schools|departments|provinces: reference system of record",
+    )
     topic_partitions: int = 12
     consumer_group: str = "hocba-worker"
     database: str = "hocba"

@@ -1,5 +1,7 @@
 """`hocba reference load` reaches a running worker: a school missing from the reference data
-is added through the command, and a replay of its dead letters lands the records once."""
+is added through the command, and a replay of its dead letters lands the records once. The
+same load publishes to the compacted reference topics, which end up holding exactly the
+current reference data."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ import pytest
 
 from hocba.kafka.broker import EmbeddedBroker
 from hocba.kafka.dlq import read_topic
+from hocba.reference import publish as topics
 from hocba.reference.loader import write_reference_dir
-from hocba.reference.model import ReferenceData
+from hocba.reference.model import ReferenceData, School
 from hocba.runner import settings_env, spawn_worker, stop_worker, wait_drained
 from hocba.scenario import build_scenario, signed_messages
 from tests.conftest import isolated_settings
@@ -52,7 +55,10 @@ def test_a_loaded_school_reaches_the_running_worker(broker: EmbeddedBroker, tmp_
     reference_dir = tmp_path / "reference"
     write_reference_dir(reference_dir, without)
     settings = isolated_settings(
-        tmp_path / "data", trust_dir=scenario.trust_dir, reference_dir=reference_dir
+        tmp_path / "data",
+        trust_dir=scenario.trust_dir,
+        reference_dir=reference_dir,
+        reference_topic_prefix=f"{tmp_path.name}.reference",
     )
     load_reference(settings, without)
     env = settings_env(settings, broker.bootstrap)
@@ -79,6 +85,17 @@ def test_a_loaded_school_reaches_the_running_worker(broker: EmbeddedBroker, tmp_
             "expected_enrollment": len(without.expected_enrollment),
         }
         assert "running worker" in str(loaded["mirror"])
+        schools_topic = f"{settings.reference_topic_prefix}.schools"
+        assert loaded["published"] == {
+            schools_topic: {"upserts": len(scenario.reference.schools), "tombstones": 0},
+            f"{settings.reference_topic_prefix}.departments": {
+                "upserts": len(without.departments),
+                "tombstones": 0,
+            },
+            f"{settings.reference_topic_prefix}.provinces": {"upserts": 97, "tombstones": 0},
+        }
+        published = asyncio.run(topics.latest_values(broker.bootstrap, schools_topic))
+        assert json.loads(published[missing.encode()])["code"] == missing
         deadline = time.monotonic() + 20
         while log.read_text().count("reference data reloaded") < 1:
             assert time.monotonic() < deadline, "the worker never reloaded"
@@ -93,3 +110,22 @@ def test_a_loaded_school_reaches_the_running_worker(broker: EmbeddedBroker, tmp_
     assert landed == [{"n": len(scenario.records)}]
     mirrored = query(settings, f"SELECT count() AS n FROM {{db}}.schools WHERE code = '{missing}'")
     assert mirrored == [{"n": 1}], "the worker mirrors reloaded reference data into ClickHouse"
+
+
+def test_the_topics_follow_replacements_with_tombstones(broker: EmbeddedBroker) -> None:
+    school = School("S1", "TH A", ("PRIMARY",), "public", "10", "15")
+    first = ReferenceData(schools={"S1": school, "S2": replace(school, code="S2")})
+    second = ReferenceData(
+        schools={"S1": replace(school, name="TH B"), "S3": replace(school, code="S3")}
+    )
+
+    def load(ref: ReferenceData) -> dict[str, tuple[int, int]]:
+        plans = asyncio.run(topics.plan_publication(broker.bootstrap, "tombstones.reference", ref))
+        asyncio.run(topics.publish(broker.bootstrap, plans))
+        return {p.topic.rsplit(".", 1)[1]: (p.upserts, p.tombstones) for p in plans}
+
+    assert load(first)["schools"] == (2, 0)
+    assert load(second)["schools"] == (2, 1)  # S1 renamed, S3 new, S2 gone
+    assert load(second)["schools"] == (0, 0)
+    latest = asyncio.run(topics.latest_values(broker.bootstrap, "tombstones.reference.schools"))
+    assert {k: json.loads(v)["name"] for k, v in latest.items()} == {b"S1": "TH B", b"S3": "TH A"}

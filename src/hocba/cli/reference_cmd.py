@@ -1,28 +1,44 @@
 """`hocba reference`: load schools, Departments and expected enrolment for running workers.
 
 Workers read `HOCBA_REFERENCE_DIR` and reload it within seconds of a change, so loading is:
-validate the file completely, merge it into that directory (atomically, file by file), and
-mirror the whole reference data into ClickHouse for analysts — directly when the store is
-free, or by the running worker that owns it, which re-mirrors whenever it reloads.
+validate the file completely, merge it into that directory (atomically, file by file), mirror
+the whole reference data into ClickHouse for analysts — directly when the store is free, or by
+the running worker that owns it, which re-mirrors whenever it reloads — and, when
+HOCBA_KAFKA_BOOTSTRAP is set, publish the changes to the compacted `hocba.reference.*`
+topics, the system of record for other consumers (docs/reference-data.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import shutil
 import tempfile
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, fields, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
 
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
-from hocba.reference.loader import load_reference_dir, write_reference_dir
+from hocba.reference.loader import load_reference_dir, load_reference_file, write_reference_dir
 from hocba.reference.model import ReferenceData
+from hocba.reference.publish import TopicPlan, plan_publication, publish
 from hocba.reference.tables import mirror_reference
 from hocba.settings import Settings
 from hocba.store.base import StoreLockedError
@@ -43,18 +59,23 @@ def _kind_of(path: Path, kind: Kind | None) -> Kind:
     if kind is not None:
         return kind
     for candidate in sorted(Kind, key=len, reverse=True):
-        if path.stem.startswith(candidate.value):
+        if path.stem.lower().startswith(candidate.value):
             return candidate
     raise UserError(
         f"{path.name}: name it schools.*, departments.* or expected_enrollment.*, or say --kind"
     )
 
 
-def _parse(path: Path, kind: Kind) -> ReferenceData:
-    """The whole file through the same validation the worker applies."""
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copy(path, Path(tmp) / f"{kind.value}{path.suffix.lower()}")
-        return load_reference_dir(Path(tmp))
+def _items(ref: ReferenceData) -> dict[Kind, Sequence[Any]]:
+    return {
+        Kind.SCHOOLS: list(ref.schools.values()),
+        Kind.DEPARTMENTS: list(ref.departments.values()),
+        Kind.EXPECTED_ENROLLMENT: ref.expected_enrollment,
+    }
+
+
+def _counts(ref: ReferenceData) -> dict[str, int]:
+    return {kind.value: len(items) for kind, items in _items(ref).items()}
 
 
 def _merged(
@@ -82,7 +103,6 @@ def _merged(
 
 def _write_atomically(directory: Path, ref: ReferenceData) -> None:
     """Each file is replaced in one rename, so a reloading worker never reads half of one."""
-    directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".loading-") as tmp:
         write_reference_dir(Path(tmp), ref)
         for written in Path(tmp).iterdir():
@@ -96,13 +116,44 @@ def _mirror(settings: Settings, ref: ReferenceData) -> str:
             mirror_reference(store, ref)
     except StoreLockedError:
         return "a running worker holds the store: it mirrors the new data when it reloads"
-    return "mirrored into ClickHouse"
+    return "reference tables replaced"
+
+
+def _publish(
+    progress: Progress, bootstrap: str, prefix: str, ref: ReferenceData
+) -> list[TopicPlan]:
+    with _step(progress, "reading the reference topics"):
+        plans = asyncio.run(plan_publication(bootstrap, prefix, ref))
+    total = sum(len(p.changes) for p in plans)
+    with _step(progress, f"publishing to {prefix}.*", total) as task:
+        asyncio.run(publish(bootstrap, plans, lambda n: progress.advance(task, n)))
+    return plans
 
 
 def _reference_dir(settings: Settings) -> Path:
     if settings.reference_dir is None:
         raise UserError("set HOCBA_REFERENCE_DIR to the directory the workers read")
     return settings.reference_dir
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        SpinnerColumn(finished_text="[green]✓[/]"),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@contextmanager
+def _step(progress: Progress, description: str, total: int | None = None) -> Iterator[TaskID]:
+    """One line of the progress display, marked done when the block ends without error."""
+    task = progress.add_task(description, total=total)
+    yield task
+    progress.update(task, total=total or 1, completed=total or 1)
 
 
 @app.command("load")
@@ -112,64 +163,106 @@ def load(
     kind: Kind | None = typer.Option(None, help="default: from the file name"),
     replace_all: bool = typer.Option(
         False,
-        "--replace",
-        help="replace instead of merging by "
-        "key (school code, Department code, province-year-grade)",
+        "--replace/--merge",
+        help="replace all data of this kind, or merge by key "
+        "(school code, Department code, province-year-grade)",
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="validate only"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate only, change nothing"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Validate a reference file and hand it to running workers (and ClickHouse).
+    """Validate a reference file and hand it to running workers, ClickHouse and Kafka.
 
     Example: HOCBA_REFERENCE_DIR=/srv/hocba/reference hocba reference load schools.csv
 
-    Columns are the fields of hocba.reference.model (see docs/analysts.md); every row is
-    checked (unknown province codes, levels, duplicates) and an error names file and line.
+    Columns and examples per kind: docs/reference-data.md. Every row is checked (province
+    codes of both editions, levels, dates, duplicates) and an error names file and line;
+    nothing changes unless the whole file is valid. Running workers pick the change up within
+    seconds; with HOCBA_KAFKA_BOOTSTRAP set, the changes also go to the compacted topics
+    HOCBA_REFERENCE_TOPIC_PREFIX.schools|departments|provinces.
     """
     settings = load_settings()
     chosen = _kind_of(file, kind)
+    directory = None if dry_run else _reference_dir(settings)
     console = Console(stderr=True, quiet=as_json)
-    with console.status(f"validating {file}…"):
-        new = _parse(file, chosen)
-    counts = {
-        "schools": len(new.schools),
-        "departments": len(new.departments),
-        "expected_enrollment": len(new.expected_enrollment),
-    }
-    result: dict[str, object] = {
-        "file": str(file),
-        "kind": chosen.value,
-        "rows": counts[chosen.value],
-        "dry_run": dry_run,
-    }
-    if not dry_run:
-        directory = _reference_dir(settings)
-        merged = _merged(load_reference_dir(directory), new, chosen, replace_all)
-        _write_atomically(directory, merged)
-        result["mirror"] = _mirror(settings, merged)
-        result["total"] = {
-            "schools": len(merged.schools),
-            "departments": len(merged.departments),
-            "expected_enrollment": len(merged.expected_enrollment),
-        }
+    result: dict[str, object] = {"file": str(file), "kind": chosen.value, "dry_run": dry_run}
+    with _progress(console) as progress:
+        with _step(progress, f"validating {file.name}"):
+            new = load_reference_file(file, chosen.value)
+        rows = result["rows"] = _counts(new)[chosen.value]
+        lines = [f"{file}: {rows:,} valid {chosen.value} rows"]
+        if directory is not None:
+            with _step(progress, f"writing {directory}"):
+                directory.mkdir(parents=True, exist_ok=True)  # the first load creates it
+                merged = _merged(load_reference_dir(directory), new, chosen, replace_all)
+                _write_atomically(directory, merged)
+            totals = result["total"] = _counts(merged)
+            with _step(progress, "mirroring into ClickHouse"):
+                mirror = result["mirror"] = _mirror(settings, merged)
+            bootstrap, prefix = settings.kafka_bootstrap, settings.reference_topic_prefix
+            plans = _publish(progress, bootstrap, prefix, merged) if bootstrap else None
+            result["published"] = (
+                None
+                if plans is None
+                else {p.topic: {"upserts": p.upserts, "tombstones": p.tombstones} for p in plans}
+            )
+            lines += [
+                f"{directory}: "
+                + " · ".join(f"{k} {v:,}" for k, v in totals.items())
+                + "; running workers reload it within seconds",
+                f"ClickHouse: {mirror}",
+                "Kafka: "
+                + (
+                    "not published (HOCBA_KAFKA_BOOTSTRAP is not set)"
+                    if plans is None
+                    else " · ".join(f"{p.topic} +{p.upserts} -{p.tombstones}" for p in plans)
+                ),
+            ]
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
     else:
-        console.print(" · ".join(f"{k}: {v}" for k, v in result.items()))
+        for line in lines:
+            console.print(line, highlight=False, soft_wrap=True)
+
+
+def _plain(item: Any) -> dict[str, object]:
+    return {k: "|".join(v) if isinstance(v, tuple) else v for k, v in asdict(item).items()}
 
 
 @app.command("show")
 @friendly
-def show(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Counts of the reference data the workers currently read."""
+def show(
+    kind: Kind | None = typer.Option(None, help="sample only this kind (default: every kind)"),
+    sample: int = typer.Option(3, min=0, help="items shown per kind"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Counts and a sample of the reference data the workers currently read.
+
+    Example: hocba reference show --kind schools --sample 5
+    """
     ref = load_reference_dir(_reference_dir(load_settings()))
     counts = {
         "provinces_2024": len(ref.provinces_2024),
         "provinces_2025": len(ref.provinces_2025),
-        "schools": len(ref.schools),
-        "departments": len(ref.departments),
-        "expected_enrollment": len(ref.expected_enrollment),
+        **_counts(ref),
     }
-    typer.echo(
-        json.dumps(counts) if as_json else "\n".join(f"{k:>20}  {v:,}" for k, v in counts.items())
-    )
+    items = _items(ref)
+    samples = {k: [_plain(i) for i in items[k][:sample]] for k in ([kind] if kind else Kind)}
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"counts": counts, "sample": {k.value: v for k, v in samples.items()}},
+                ensure_ascii=False,
+                default=str,
+            )
+        )
+        return
+    console = Console()
+    for name, count in counts.items():
+        console.print(f"{name:>20}  {count:,}")
+    for sampled_kind, rows in samples.items():
+        if not rows:
+            continue
+        table = Table(*(f.name for f in fields(items[sampled_kind][0])), title=sampled_kind.value)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        console.print(table)

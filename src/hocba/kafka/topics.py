@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+COMPACTED: Mapping[str, str] = {"cleanup.policy": "compact"}
 
-async def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+
+async def ensure_topics(
+    bootstrap: str, names: list[str], partitions: int, configs: Mapping[str, str] | None = None
+) -> None:
+    """Create the missing ones; `configs` (e.g. `COMPACTED`) applies to those created here."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        missing = [
+            NewTopic(n, partitions, 1, topic_configs=dict(configs or {}))
+            for n in names
+            if n not in existing
+        ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 await admin.create_topics(missing)

@@ -42,7 +42,7 @@ def _rows(path: Path) -> Iterator[tuple[str, object]]:
     text = path.read_text(encoding="utf-8-sig")
     location = str(path)
     try:
-        if path.suffix == ".csv":
+        if path.suffix.lower() == ".csv":
             reader = csv.reader("" if line.startswith("#") else line for line in text.splitlines())
             header = next((cells for cells in reader if cells), [])
             for cells in filter(None, reader):
@@ -150,14 +150,20 @@ def _expected(row: Row) -> ExpectedEnrollment:
     )
 
 
-def _load(
-    directory: Path | None, stem: str, parse: Callable[[Row], T], key: Callable[[T], Hashable]
-) -> list[T]:
-    """Every row of `stem.csv` or `stem.json` (neither: none), parsed; duplicate keys refused."""
+KINDS = ("schools", "departments", "expected_enrollment")
+
+
+def _files(directory: Path | None, stem: str) -> list[Path]:
+    """`stem.csv` or `stem.json` in `directory` (neither: none); both is ambiguous."""
     candidates = [] if directory is None else [directory / f"{stem}.{e}" for e in ("csv", "json")]
     paths = [p for p in candidates if p.is_file()]
     if len(paths) > 1:
         raise ReferenceDataError(f"{directory}: both {stem}.csv and {stem}.json; keep one")
+    return paths
+
+
+def _load(paths: list[Path], parse: Callable[[Row], T], key: Callable[[T], Hashable]) -> list[T]:
+    """Every row of `paths`, parsed; duplicate keys refused."""
     items: dict[Hashable, T] = {}
     for location, row in (pair for path in paths for pair in _rows(path)):
         try:
@@ -172,15 +178,11 @@ def _load(
     return list(items.values())
 
 
-def load_reference_dir(path: Path | None) -> ReferenceData:
-    """The built-in provinces plus whatever reference files `path` holds (None: none)."""
-    if path is not None and not path.is_dir():
-        raise ReferenceDataError(f"{path}: not a directory")
-    schools = _load(path, "schools", _school, lambda s: s.code)
-    departments = _load(path, "departments", _department, lambda d: d.code)
+def _reference(files: Mapping[str, list[Path]]) -> ReferenceData:
+    schools = _load(files.get("schools", []), _school, lambda s: s.code)
+    departments = _load(files.get("departments", []), _department, lambda d: d.code)
     expected = _load(
-        path,
-        "expected_enrollment",
+        files.get("expected_enrollment", []),
         _expected,
         lambda e: (e.province_code_2024, e.school_year, e.grade),
     )
@@ -192,6 +194,21 @@ def load_reference_dir(path: Path | None) -> ReferenceData:
         departments={d.code: d for d in departments},
         expected_enrollment=tuple(expected),
     )
+
+
+def load_reference_dir(path: Path | None) -> ReferenceData:
+    """The built-in provinces plus whatever reference files `path` holds (None: none)."""
+    if path is not None and not path.is_dir():
+        raise ReferenceDataError(f"{path}: not a directory")
+    return _reference({stem: _files(path, stem) for stem in KINDS})
+
+
+def load_reference_file(path: Path, kind: str) -> ReferenceData:
+    """One file read as `kind` (one of `KINDS`) whatever its name, with the directory's checks,
+    so `hocba reference load` can refuse it before the workers' directory is touched."""
+    if kind not in KINDS:
+        raise ReferenceDataError(f"{path}: kind must be one of {', '.join(KINDS)}, not {kind}")
+    return _reference({kind: [path]})
 
 
 def _cell(value: object) -> str:
