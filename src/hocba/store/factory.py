@@ -11,17 +11,24 @@ from collections.abc import Iterator
 
 from hocba.settings import Settings
 from hocba.store.base import Store
-from hocba.store.chdb_store import ChdbStore
 from hocba.store.faulty import FaultyStore
-from hocba.store.server_store import ServerStore
 
 
 def open_store(settings: Settings) -> Store:
-    """The store, with its schema in place; the caller owns it and must `close()` it."""
+    """The store, with its schema in place; the caller owns it and must `close()` it.
+
+    The backends are imported here, not at the top: chDB maps ~250 MB when imported, and
+    every process that imports the CLI (the worker's CPU child re-imports it when spawned,
+    `hocba --help`) would pay that without ever opening a store.
+    """
     store: Store
     if settings.clickhouse_url is not None:
+        from hocba.store.server_store import ServerStore
+
         store = ServerStore(settings.clickhouse_url.get_secret_value(), settings.database)
     else:
+        from hocba.store.chdb_store import ChdbStore
+
         store = ChdbStore(settings.chdb_path, settings.database)
     if settings.store_fault_file is not None:
         store = FaultyStore(store, settings.store_fault_file)
