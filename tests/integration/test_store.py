@@ -121,6 +121,17 @@ def test_landed_state_gives_max_revision_and_its_hash(store: Store) -> None:
     assert store.landed_state([]) == {}
 
 
+def test_landed_state_returns_only_the_keys_asked_for(store: Store) -> None:
+    """The lookup filters on flat arrays; a landed neighbour that matches every array (the
+    same student in another grade, another student in another listed school) is not a hit."""
+    grade_3 = record("a")
+    grade_4 = {**record("a"), "grade": 4}
+    other_school = {**record("b"), "school_code": "79000702"}
+    land(store, [grade_3, grade_4, other_school])
+    asked = [key(grade_3), (*key(other_school)[:1], "79000701", 3, "b")]
+    assert store.landed_state(asked) == {key(grade_3): (1, "h1")}
+
+
 def test_redelivered_batch_with_same_token_is_dropped(store: Store, database: str) -> None:
     rows = [record(f"s{i}") for i in range(50)]
     land(store, rows)
