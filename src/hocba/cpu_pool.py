@@ -55,7 +55,10 @@ def _refresh() -> float:
 
 
 def _prepare(messages: Sequence[RawMessage]) -> tuple[Prepared, float]:
+    """With several children the parent's periodic refresh reaches only one of them, so each
+    child also looks for changed files (a few stat calls) before every batch."""
     assert _loader is not None, "the pool initializer builds the context"
+    _loader.refresh()
     return process_batch(messages, _loader.current()), _loader.loaded_at
 
 
@@ -69,7 +72,7 @@ class CpuPool:
         root = logging.getLogger()
         json_lines = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
         pool = ProcessPoolExecutor(
-            1,
+            self.settings.cpu_processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_child,
             initargs=(self.settings, root.level, json_lines),

@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     cpu_processes: int = Field(
         default=1,
         ge=0,
-        le=1,
-        description="1: decode/verify/enrich in a child process (a second core); 0: a thread",
+        le=16,
+        description="child processes that decode/verify/enrich (other cores); 0: a thread",
     )
     dedupe_table: bool = Field(
         default=False,

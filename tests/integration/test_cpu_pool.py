@@ -1,0 +1,55 @@
+"""The CPU stage's child processes: every child, not only the one the parent's periodic
+refresh happens to reach, works with reference data changed while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hocba.cpu_pool import CpuPool
+from hocba.domain.messages import RawMessage
+from hocba.domain.reasons import Reason
+from hocba.reference.loader import write_reference_dir
+from hocba.scenario import build_scenario, signed_messages
+from tests.conftest import isolated_settings
+
+pytestmark = pytest.mark.integration
+
+CHILDREN = 2
+
+
+def test_every_child_sees_a_reference_change_without_a_refresh_call(tmp_path: Path) -> None:
+    scenario = build_scenario(
+        tmp_path / "in", records=60, provinces=("01",), schools_per_province=1
+    )
+    (school,) = scenario.reference.schools
+    without = replace(scenario.reference, schools={})
+    reference_dir = tmp_path / "reference"
+    write_reference_dir(reference_dir, without)
+    settings = isolated_settings(
+        tmp_path / "data",
+        trust_dir=scenario.trust_dir,
+        reference_dir=reference_dir,
+        cpu_processes=CHILDREN,
+    )
+    messages = [
+        RawMessage("t", 0, offset, 0, m.key, m.value)
+        for offset, m in enumerate(signed_messages(scenario, batch_size=30))
+    ]
+
+    async def prepare_everywhere(pool: CpuPool) -> list[Reason | None]:
+        """Enough batches at once that every child takes some."""
+        results = await asyncio.gather(*(pool.prepare(messages) for _ in range(4 * CHILDREN)))
+        return [r.code for prepared, _ in results for r in prepared.rejected] or [None]
+
+    pool = CpuPool(settings)
+    try:
+        assert set(asyncio.run(prepare_everywhere(pool))) == {Reason.ENRICH_UNKNOWN_SCHOOL}
+        write_reference_dir(reference_dir, scenario.reference)
+        assert school in scenario.reference.schools
+        assert asyncio.run(prepare_everywhere(pool)) == [None]
+    finally:
+        pool.stop()
