@@ -75,43 +75,38 @@ def _rss_kb(pid: int) -> int:
 
 
 def _with_children(pid: int) -> list[int]:
-    """The worker and its CPU child process (see hocba.cpu_pool)."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return [pid]
-    return [pid, *map(int, children)]
+    """The worker and the processes it started (CPU children, multiprocessing's tracker),
+    whichever of its threads started them."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += map(int, (task / "children").read_text().split())
+        except OSError:
+            continue
+    return [pid, *children]
 
 
 class RssWatcher:
-    """Peak resident memory of one worker (its processes summed), sampled every 200 ms."""
+    """Peak resident memory of each worker, its child processes included (sampled every
+    200 ms: resident sizes of processes can be summed at one instant, their peaks cannot)."""
 
-    def __init__(self, pids: list[int]) -> None:
-        self.pids, self.peak_kb, self._stop = pids, 0, threading.Event()
+    def __init__(self, workers: dict[str, int]) -> None:
+        self.workers, self._stop = workers, threading.Event()
+        self.peak_kb = dict.fromkeys(workers, 0)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            for pid in self.pids:
-                try:
-                    status = Path(f"/proc/{pid}/status").read_text()
-                except OSError:
-                    continue
-                hwm = next(
-                    (
-                        int(line.split()[1])
-                        for line in status.splitlines()
-                        if line.startswith("VmHWM:")
-                    ),
-                    0,
-                )
-                self.peak_kb = max(self.peak_kb, hwm)
+            for name, pid in self.workers.items():
+                total = sum(_rss_kb(p) for p in _with_children(pid))
+                self.peak_kb[name] = max(self.peak_kb[name], total)
 
-    def stop(self) -> float:
+    def stop(self) -> dict[str, float]:
+        """Worker name → peak MB."""
         self._stop.set()
         self._thread.join()
-        return self.peak_kb / 1024
+        return {name: kb / 1024 for name, kb in self.peak_kb.items()}
 
 
 def scrape_sums(port: int) -> dict[str, float]:
@@ -241,7 +236,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         if args.rate <= 0:
             asyncio.run(publish(broker.bootstrap, settings.submissions_topic, messages, 0, 1))
         workers, ports = start_workers(settings, broker.bootstrap, args.workers, root)
-        watcher = RssWatcher([w.pid for w in workers])
+        watcher = RssWatcher(worker_names(workers))
         publisher = None
         if args.rate > 0:
             wait_ready(ports)
@@ -272,7 +267,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 )
             sums = [scrape_sums(p) for p in ports]
         finally:
-            peak_mb = watcher.stop()
+            peaks_mb = watcher.stop()
             for worker in workers:
                 stop_worker(worker)
         figures = end_to_end(settings)
@@ -288,7 +283,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 root,
             )
         )
-    return report(args, len(messages), figures, sums, stage_ceilings, peak_mb)
+    return report(args, len(messages), figures, sums, stage_ceilings, peaks_mb)
 
 
 def start_workers(
@@ -313,13 +308,20 @@ def start_workers(
     return workers, ports
 
 
+def worker_names(workers: list[Any]) -> dict[str, int]:
+    """`start_workers` order: one `all` worker, or the lander and then the verifiers."""
+    if len(workers) == 1:
+        return {"worker": workers[0].pid}
+    return {"lander": workers[0].pid} | {f"verify{n}": w.pid for n, w in enumerate(workers[1:])}
+
+
 def report(
     args: argparse.Namespace,
     messages: int,
     figures: dict[str, float],
     sums: list[dict[str, float]],
     stage_ceilings: dict[str, float],
-    peak_mb: float,
+    peaks_mb: dict[str, float],
 ) -> dict[str, Any]:
     elapsed = figures["elapsed_s"]
     records_per_s = figures["landed"] / elapsed if elapsed else 0.0
@@ -351,7 +353,8 @@ def report(
         else None,
         "p50_latency_s": figures["p50"],
         "p99_latency_s": figures["p99"],
-        "peak_rss_mb": round(peak_mb),
+        "peak_rss_mb": round(max(peaks_mb.values(), default=0.0)),
+        "peak_rss_mb_by_worker": {name: round(mb) for name, mb in peaks_mb.items()},
         "stage_share": {
             k: round(v / (elapsed * args.workers), 3) if elapsed else 0.0 for k, v in busy.items()
         },
@@ -375,6 +378,8 @@ def show(result: dict[str, Any], console: Console) -> None:
         "peak_rss_mb",
     ):
         table.add_row(key, str(result[key]))
+    for name, mb in result["peak_rss_mb_by_worker"].items():
+        table.add_row(f"peak RSS MB: {name} with its child processes", str(mb))
     for stage, value in result["ceilings"].items():
         table.add_row(f"ceiling: {stage} /s (1 core)", f"{value:,}")
     for stage, share in result["stage_share"].items():
