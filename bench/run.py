@@ -1,6 +1,7 @@
 """The benchmark: N signed records through the embedded stack, with per-stage ceilings.
 
-    python bench/run.py [--records 200000] [--batch-records 50] [--workers 1] [--json]
+    python bench/run.py [--records 200000] [--batch-records 50] [--workers 1]
+                        [--algorithms rsa,ecdsa,ed25519] [--json]
 
 Publishes N realistic signed records in messages of B records, runs W worker processes
 (W = 1: one `all` worker; W > 1: W verifying workers and the one lander, DESIGN §5), and
@@ -40,9 +41,20 @@ from hocba.runner import spawn_worker, stop_worker, wait_drained
 from hocba.scenario import Scenario, build_scenario, signed_messages
 from hocba.settings import Settings
 from hocba.store.factory import open_store
+from hocba.trust.pki import KEY_ALGORITHMS, RSA
 from hocba.trust.store import load_trust_store
 
 CEILING_SAMPLE = 2_000
+
+
+def _algorithms(text: str) -> tuple[str, ...]:
+    chosen = tuple(a.strip().lower() for a in text.split(",") if a.strip())
+    unknown = [a for a in chosen if a not in KEY_ALGORITHMS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: choose from {', '.join(KEY_ALGORITHMS)}, e.g. rsa,ecdsa"
+        )
+    return chosen
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--batch-records", type=int, default=50, help="records per message")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--algorithms",
+        type=_algorithms,
+        default=(RSA,),
+        help="signature key types, comma-separated, used in turn message by message: "
+        f"{','.join(KEY_ALGORITHMS)} (default rsa: RSA-2048)",
+    )
     parser.add_argument(
         "--rate",
         type=float,
@@ -215,9 +234,12 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="hocba-bench-"))
     with console.status("generating and signing records…"):
         scenario = build_scenario(
-            root / "input", records=args.records, schools_per_province=max(4, args.records // 8_000)
+            root / "input",
+            records=args.records,
+            schools_per_province=max(4, args.records // 8_000),
+            algorithms=args.algorithms,
         )
-        messages = signed_messages(scenario, args.batch_records)
+        messages = signed_messages(scenario, args.batch_records, algorithms=args.algorithms)
     settings = Settings(
         data_dir=root,
         trust_dir=scenario.trust_dir,
@@ -341,6 +363,7 @@ def report(
         "messages": messages,
         "workers": args.workers,
         "batch_records": args.batch_records,
+        "algorithms": list(args.algorithms),
         "rate": args.rate,
         "landed": figures["landed"],
         "elapsed_s": round(elapsed, 2),
@@ -368,6 +391,7 @@ def show(result: dict[str, Any], console: Console) -> None:
         "messages",
         "workers",
         "batch_records",
+        "algorithms",
         "elapsed_s",
         "records_per_s",
         "messages_per_s",

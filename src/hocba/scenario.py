@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from hocba.reference.loader import default_departments, write_reference_dir
 from hocba.reference.model import ExpectedEnrollment, ReferenceData, School
 from hocba.reference.provinces import former_to_current, provinces_2024, provinces_2025
 from hocba.synth import demo_schools, generate_records
-from hocba.trust.pki import generate_demo_pki
+from hocba.trust.pki import RSA, extra_leaf_name, generate_demo_pki
 from hocba.trust.signing import Signer, load_signer, sign
 
 DEMO_PROVINCES = ("01", "79", "31", "48", "15", "24", "92", "38")
@@ -33,8 +33,15 @@ class Scenario:
     trust_dir: Path
     reference_dir: Path
     reference: ReferenceData
-    signers: Mapping[str, Signer]  # department code -> signer
+    signers: Mapping[str, Signer]  # department code -> its RSA signer
     records: tuple[dict[str, Any], ...]
+    # key algorithm ("ecdsa", "ed25519") -> department code -> signer, when asked for
+    other_signers: Mapping[str, Mapping[str, Signer]] = field(default_factory=dict)
+
+    def signer(self, department: str, algorithm: str = RSA) -> Signer:
+        if algorithm == RSA:
+            return self.signers[department]
+        return self.other_signers[algorithm][department]
 
 
 def department_code(province_code_2024: str) -> str:
@@ -48,9 +55,11 @@ def build_scenario(
     provinces: Sequence[str] = DEMO_PROVINCES,
     schools_per_province: int = 4,
     seed: int = 7,
+    algorithms: Sequence[str] = (RSA,),
 ) -> Scenario:
+    """`algorithms`: the key types every sending Department gets a certificate for."""
     senders = [department_code(p) for p in provinces]
-    pki = generate_demo_pki(root / "trust", senders)
+    pki = generate_demo_pki(root / "trust", senders, algorithms=algorithms)
     schools = demo_schools(
         provinces, schools_per_province, seed, former_to_current=former_to_current()
     )
@@ -71,8 +80,17 @@ def build_scenario(
         code: load_signer(pki.leaves[code].key_path, pki.leaves[code].chain_path)
         for code in senders
     }
+    others = {
+        algorithm: {
+            code: load_signer(pki.leaves[name].key_path, pki.leaves[name].chain_path)
+            for code in senders
+            for name in [extra_leaf_name(code, algorithm)]
+        }
+        for algorithm in dict.fromkeys(algorithms)
+        if algorithm != RSA
+    }
     ordered = sorted(generated, key=lambda r: (r["school_code"], r["class_name"]))
-    return Scenario(root / "trust", root / "reference", reference, signers, tuple(ordered))
+    return Scenario(root / "trust", root / "reference", reference, signers, tuple(ordered), others)
 
 
 def expected_enrollment(
@@ -91,16 +109,19 @@ def expected_enrollment(
 
 
 def signed_messages(
-    scenario: Scenario, batch_size: int, registry: SchemaRegistry | None = None
+    scenario: Scenario,
+    batch_size: int,
+    registry: SchemaRegistry | None = None,
+    algorithms: Sequence[str] = (RSA,),
 ) -> list[Outgoing]:
+    """Message n is signed with `algorithms[n % len(algorithms)]` (built into the scenario)."""
     registry = registry or load_registry()
     out: list[Outgoing] = []
-    for chunk in batches(scenario.records, batch_size):
+    for n, chunk in enumerate(batches(scenario.records, batch_size)):
         school = scenario.reference.schools[chunk[0]["school_code"]]
         sender = department_code(school.province_code_2024)
-        sid, value = sign_batch(
-            registry, chunk, scenario.signers[sender], sender_code=sender, vendor="demo-vendor"
-        )
+        signer = scenario.signer(sender, algorithms[n % len(algorithms)])
+        sid, value = sign_batch(registry, chunk, signer, sender_code=sender, vendor="demo-vendor")
         out.append(Outgoing(sid.encode(), value))
     return out
 

@@ -105,6 +105,19 @@ def test_register_approves_exactly_the_leaves_meant_to_pass_it(pki: DemoPki) -> 
     assert entry.status is CertStatus.APPROVED
 
 
+def test_every_department_can_get_a_leaf_per_key_algorithm(tmp_path: Path) -> None:
+    pki = generate_demo_pki(tmp_path, CODES, algorithms=(demo.RSA, demo.ECDSA, demo.ED25519))
+    register = load_register(pki.register_path)
+    for code in CODES:
+        for algorithm, symbol in ((demo.ECDSA, ECDSA_P256_SHA256), (demo.ED25519, ED25519)):
+            leaf = pki.leaves[demo.extra_leaf_name(code, algorithm)]
+            assert (leaf.department_code, leaf.algorithm) == (code, symbol)
+            entry = register.get(leaf.fingerprint)
+            assert entry is not None and entry.department_code == code
+    with pytest.raises(ValueError, match="unknown key algorithm"):
+        generate_demo_pki(tmp_path / "dsa", CODES, algorithms=("dsa",))
+
+
 def test_store_fingerprint_follows_the_files(pki: DemoPki, tmp_path: Path) -> None:
     copy = shutil.copytree(pki.trust_dir, tmp_path / "trust")
     before = load_trust_store(copy).fingerprint

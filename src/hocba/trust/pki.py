@@ -27,7 +27,8 @@ from cryptography.x509.oid import NameOID
 from hocba.trust.register import Register, RegisterEntry, add, save_register
 from hocba.trust.signing import SigningKey, algorithm_for
 
-ECDSA, ED25519 = "ecdsa", "ed25519"
+RSA, ECDSA, ED25519 = "rsa", "ecdsa", "ed25519"
+KEY_ALGORITHMS = (RSA, ECDSA, ED25519)  # what a Department's demo leaf can be
 EXPIRED, NOT_YET_VALID, REVOKED, UNTRUSTED = "expired", "not_yet_valid", "revoked", "untrusted"
 SHA1, RSA1024, UNREGISTERED = "sha1", "rsa1024", "unregistered"
 REVOKED_INTERMEDIATE, NOT_FOR_SIGNING = "revoked_intermediate", "not_for_signing"
@@ -178,15 +179,37 @@ class _Spec(NamedTuple):
     issuer: _Ca
 
 
+def _new_key(algorithm: str) -> SigningKey:
+    if algorithm == ECDSA:
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm == ED25519:
+        return ed25519.Ed25519PrivateKey.generate()
+    return _rsa(2048)
+
+
+def extra_leaf_name(code: str, algorithm: str) -> str:
+    """A Department's additional leaf (besides its RSA one, named by its code)."""
+    return f"{code}.{algorithm}"
+
+
 def _leaf_specs(
-    codes: Sequence[str], issuing: _Ca, revoked_issuing: _Ca, now: datetime
+    codes: Sequence[str],
+    issuing: _Ca,
+    revoked_issuing: _Ca,
+    now: datetime,
+    extra_algorithms: Sequence[str],
 ) -> list[_Spec]:
     first, good = codes[0], (now - timedelta(days=1), now + 2 * _YEAR)
     rogue = _ca(_name("Untrusted (demo)", "untrusted root CA"), 2048, None, _ca_validity(now))
     spare, weak = _rsa(2048), _rsa(1024)
 
-    def leaf(name: str, key: SigningKey, validity: tuple[datetime, datetime] = good) -> _Spec:
-        code = name if name in codes else first
+    def leaf(
+        name: str,
+        key: SigningKey,
+        validity: tuple[datetime, datetime] = good,
+        code: str | None = None,
+    ) -> _Spec:
+        code = code or (name if name in codes else first)
         ca = {UNTRUSTED: rogue, REVOKED_INTERMEDIATE: revoked_issuing}.get(name, issuing)
         subject = _name(f"Sở GD&ĐT {code}", code)
         cert = _issue(
@@ -196,8 +219,13 @@ def _leaf_specs(
 
     return [
         *(leaf(code, _rsa(2048)) for code in codes),
-        leaf(ECDSA, ec.generate_private_key(ec.SECP256R1())),
-        leaf(ED25519, ed25519.Ed25519PrivateKey.generate()),
+        *(
+            leaf(extra_leaf_name(code, algorithm), _new_key(algorithm), code=code)
+            for code in codes
+            for algorithm in extra_algorithms
+        ),
+        leaf(ECDSA, _new_key(ECDSA)),
+        leaf(ED25519, _new_key(ED25519)),
         leaf(EXPIRED, spare, (now - 2 * _YEAR, now - _YEAR)),
         leaf(NOT_YET_VALID, spare, (now + _YEAR, now + 2 * _YEAR)),
         *(
@@ -238,22 +266,33 @@ def _crl(issuer: _Ca, serial: int, now: datetime) -> x509.CertificateRevocationL
 
 
 def generate_demo_pki(
-    out_dir: Path, department_codes: Sequence[str], *, now: datetime | None = None
+    out_dir: Path,
+    department_codes: Sequence[str],
+    *,
+    now: datetime | None = None,
+    algorithms: Sequence[str] = (RSA,),
 ) -> DemoPki:
+    """Every Department gets an RSA leaf named by its code, plus one leaf per other entry of
+    `algorithms` (`extra_leaf_name`), all registered for it; then the shared test leaves."""
     if not department_codes:
         raise ValueError("at least one department code is needed")
+    unknown = set(algorithms) - set(KEY_ALGORITHMS)
+    if unknown:
+        raise ValueError(f"unknown key algorithm(s) {sorted(unknown)}; use {KEY_ALGORITHMS}")
+    extra = [a for a in dict.fromkeys(algorithms) if a != RSA]
     now = now or datetime.now(UTC)
     ministry = "Bộ GD&ĐT (demo)"
     root = _ca(_name(ministry, "hocba demo root CA"), 3072, None, _ca_validity(now))
     issuing = _ca(_name(ministry, "hocba demo issuing CA"), 2048, root, _ca_validity(now))
     revoked_ca = _ca(_name(ministry, "hocba demo revoked CA"), 2048, root, _ca_validity(now))
-    specs = _leaf_specs(department_codes, issuing, revoked_ca, now)
+    specs = _leaf_specs(department_codes, issuing, revoked_ca, now, extra)
     leaves = {
         s.name: _write_leaf(out_dir, s.name, s.department_code, s.key, (s.cert, s.issuer.cert))
         for s in specs
     }
     register = Register()
-    for name in (*department_codes, ECDSA, ED25519, *_APPROVED_BAD):
+    extra_names = [extra_leaf_name(c, a) for c in department_codes for a in extra]
+    for name in (*department_codes, *extra_names, ECDSA, ED25519, *_APPROVED_BAD):
         entry = RegisterEntry(leaves[name].department_code, now.date())
         register = add(register, leaves[name].fingerprint, entry)
     out_dir.mkdir(parents=True, exist_ok=True)
