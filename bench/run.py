@@ -164,8 +164,10 @@ def wait_ready(ports: list[int], timeout_s: float = 120) -> None:
 
 
 async def publish(
-    bootstrap: str, topic: str, messages: list[Outgoing], rate: float, per_message: int
+    bootstrap: str, topic: str, messages: list[Outgoing], rate: float, per_message: float
 ) -> None:
+    """All at once (`rate` 0), or paced at `rate` records/s given `per_message` records
+    per message on average (class-sized messages hold fewer than --batch-records)."""
     async with bulk_producer(bootstrap) as producer:
         if rate <= 0:
             await send_all(producer, topic, messages)
@@ -269,7 +271,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                         settings.submissions_topic,
                         messages,
                         args.rate,
-                        args.batch_records,
+                        args.records / len(messages),
                     )
                 )
             )

@@ -46,8 +46,18 @@ def spawn_worker(
     extra_env: Mapping[str, str] | None = None,
     role: str = "all",
 ) -> subprocess.Popen[bytes]:
-    """Start `hocba worker --role ROLE` with these settings; its output goes to `log_path`."""
-    env = {**os.environ, **settings_env(settings, bootstrap), **(extra_env or {})}
+    """Start `hocba worker --role ROLE` with these settings; its output goes to `log_path`.
+
+    glibc gives every thread that allocates its own 64 MB arena, and the worker's threads
+    (store, results from the CPU child, Kafka) each kept one: two arenas cut the peak by
+    ~50 MB at the same speed (bench/RESULTS.md). The container image sets the same.
+    """
+    env = {
+        "MALLOC_ARENA_MAX": "2",
+        **os.environ,
+        **settings_env(settings, bootstrap),
+        **(extra_env or {}),
+    }
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
