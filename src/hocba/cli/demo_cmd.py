@@ -17,7 +17,6 @@ from hocba.cli.runtime import create_topics, kafka, load_settings
 from hocba.cli.stats_cmd import print_report
 from hocba.kafka.broker import free_port
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
-from hocba.reference.tables import mirror_reference
 from hocba.runner import spawn_worker, stop_worker, wait_drained
 from hocba.scenario import bad_messages, build_scenario, signed_messages
 from hocba.stats.report import Breakdown, breakdown, fetch_report
@@ -55,6 +54,8 @@ def demo(
             "broker_heartbeat_interval_s": 0.5,
         }
     )
+    from hocba.reference.tables import mirror_reference  # pyarrow: see hocba.store.remote
+
     with opened_store(settings) as store:
         mirror_reference(store, scenario.reference)
     with kafka(settings) as bootstrap:

@@ -39,7 +39,6 @@ from hocba.cli.runtime import load_settings
 from hocba.reference.loader import load_reference_dir, load_reference_file, write_reference_dir
 from hocba.reference.model import ReferenceData
 from hocba.reference.publish import TopicPlan, plan_publication, publish
-from hocba.reference.tables import mirror_reference
 from hocba.settings import Settings
 from hocba.store.base import StoreLockedError
 from hocba.store.factory import opened_store
@@ -111,6 +110,8 @@ def _write_atomically(directory: Path, ref: ReferenceData) -> None:
 
 
 def _mirror(settings: Settings, ref: ReferenceData) -> str:
+    from hocba.reference.tables import mirror_reference  # pyarrow: see hocba.store.remote
+
     try:
         with opened_store(settings) as store:
             mirror_reference(store, ref)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeAlias
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from hocba.domain.columns import RecordKey
 from hocba.store.schema import TABLES
+
+if TYPE_CHECKING:  # only the backends need pyarrow itself; the CLI imports this module
+    import pyarrow as pa
 
 QueryFn: TypeAlias = Callable[[str, Mapping[str, Any] | None], list[dict[str, Any]]]
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from hocba.domain.columns import RecordKey
 from hocba.store.base import Store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 OUTAGE = "simulated ClickHouse outage"
 

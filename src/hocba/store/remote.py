@@ -11,17 +11,25 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hocba.domain.columns import RecordKey
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 READ_ONLY_PREFIXES = ("select", "with")
 
 
 def rows_to_arrow(rows: list[dict[str, Any]]) -> bytes:
-    """Rows travel as Arrow IPC, so dates, times and numbers keep their types."""
+    """Rows travel as Arrow IPC, so dates, times and numbers keep their types.
+
+    pyarrow is imported by the two functions that use it: `hocba stats` imports this
+    module, and every process importing the CLI (the worker's CPU child too) would map
+    pyarrow and numpy (~35 MB) for nothing.
+    """
+    import pyarrow as pa
+
     table = pa.Table.from_pylist(rows)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -30,6 +38,8 @@ def rows_to_arrow(rows: list[dict[str, Any]]) -> bytes:
 
 
 def arrow_to_rows(data: bytes) -> list[dict[str, Any]]:
+    import pyarrow as pa
+
     rows: list[dict[str, Any]] = pa.ipc.open_stream(data).read_all().to_pylist()
     return rows
 
