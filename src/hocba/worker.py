@@ -67,8 +67,8 @@ def raw_message(message: Any) -> RawMessage:
 
 class Ingestor:
     """The CPU side: the pure pipeline in child processes (`HOCBA_CPU_PROCESSES`, default 1:
-    on two cores a second child gained ~6 % for ~90 MB) or on a thread of this one (0), with
-    hot-reloaded context."""
+    on two cores a second child gained ~6 % for ~220 MB) or on a thread of this one (0),
+    with hot-reloaded context."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -173,9 +173,9 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         topic_allow_declare=True,
         producer_max_batch_size=1_048_576,
         producer_linger_ms=5,
-        # Faust prefetches up to 4,096 events by default: a backlog of class-sized messages
-        # (~40 KB each) then sat in the worker's memory (~500 MB of its 850 MB peak). A few
-        # batches ahead keep the CPU stage fed just as well.
+        # Faust prefetches up to 4,096 events by default: with class-sized messages (~40 KB)
+        # a backlog could put ~160 MB of it in the worker's memory. A few batches ahead keep
+        # the CPU stage fed just as well.
         stream_buffer_maxsize=STREAM_BUFFER_BATCHES * settings.batch_max_messages,
     )
     metrics = Metrics()
