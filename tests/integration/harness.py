@@ -11,11 +11,14 @@ from hocba.kafka.broker import free_port
 from hocba.kafka.dlq import DeadLetterRecord, read_topic
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.kafka.topics import ensure_topics
+from hocba.reference.loader import write_reference_dir
 from hocba.reference.model import ReferenceData
 from hocba.reference.tables import mirror_reference
 from hocba.runner import spawn_worker, stop_worker, wait_drained
+from hocba.scenario import Scenario
 from hocba.settings import Settings
 from hocba.store.factory import opened_store
+from tests.conftest import isolated_settings
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,24 @@ class Run:
     settings: Settings
     dead_letters: list[DeadLetterRecord]
     worker_exit_code: int
+
+
+def without_school(
+    tmp_path: Path, scenario: Scenario, school: str, **overrides: object
+) -> tuple[Settings, ReferenceData]:
+    """Settings whose reference directory holds the scenario's data minus `school`, and that
+    data: its records are dead-lettered until the school is loaded."""
+    schools = {c: s for c, s in scenario.reference.schools.items() if c != school}
+    without = replace(scenario.reference, schools=schools)
+    reference_dir = tmp_path / "reference"
+    write_reference_dir(reference_dir, without)
+    settings = isolated_settings(
+        tmp_path / "data",
+        trust_dir=scenario.trust_dir,
+        reference_dir=reference_dir,
+        **overrides,
+    )
+    return settings, without
 
 
 def load_reference(settings: Settings, reference: ReferenceData) -> None:

@@ -4,7 +4,6 @@ refresh happens to reach, works with reference data changed while it runs."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from hocba.domain.messages import RawMessage
 from hocba.domain.reasons import Reason
 from hocba.reference.loader import write_reference_dir
 from hocba.scenario import build_scenario, signed_messages
-from tests.conftest import isolated_settings
+from tests.integration.harness import without_school
 
 pytestmark = pytest.mark.integration
 
@@ -26,15 +25,7 @@ def test_every_child_sees_a_reference_change_without_a_refresh_call(tmp_path: Pa
         tmp_path / "in", records=60, provinces=("01",), schools_per_province=1
     )
     (school,) = scenario.reference.schools
-    without = replace(scenario.reference, schools={})
-    reference_dir = tmp_path / "reference"
-    write_reference_dir(reference_dir, without)
-    settings = isolated_settings(
-        tmp_path / "data",
-        trust_dir=scenario.trust_dir,
-        reference_dir=reference_dir,
-        cpu_processes=CHILDREN,
-    )
+    settings, _ = without_school(tmp_path, scenario, school, cpu_processes=CHILDREN)
     messages = [
         RawMessage("t", 0, offset, 0, m.key, m.value)
         for offset, m in enumerate(signed_messages(scenario, batch_size=30))
@@ -48,8 +39,8 @@ def test_every_child_sees_a_reference_change_without_a_refresh_call(tmp_path: Pa
     pool = CpuPool(settings)
     try:
         assert set(asyncio.run(prepare_everywhere(pool))) == {Reason.ENRICH_UNKNOWN_SCHOOL}
-        write_reference_dir(reference_dir, scenario.reference)
-        assert school in scenario.reference.schools
+        assert settings.reference_dir is not None
+        write_reference_dir(settings.reference_dir, scenario.reference)
         assert asyncio.run(prepare_everywhere(pool)) == [None]
     finally:
         pool.stop()
