@@ -88,9 +88,9 @@ def fetch_landed_state(
         " AND student_key IN {students:Array(String)}"
         " GROUP BY school_year, school_code, grade, student_key",
         {
-            "years": sorted({k[0] for k in keys}),
-            "schools": sorted({k[1] for k in keys}),
-            "students": sorted({k[3] for k in keys}),
+            "years": list({k[0] for k in keys}),
+            "schools": list({k[1] for k in keys}),
+            "students": list({k[3] for k in keys}),
         },
     )
     wanted = set(keys)
