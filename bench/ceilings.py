@@ -18,13 +18,14 @@ from typing import Any
 
 import fastavro
 
-from hocba.domain.messages import RawMessage
+from hocba.domain.messages import RawMessage, Submission
+from hocba.landing import RecordStage
 from hocba.pipeline.codec import STUDENT_RECORD, SchemaRegistry, decode, encode
 from hocba.pipeline.decode import decode_envelope
-from hocba.pipeline.enrich import enrich_record
-from hocba.pipeline.rows import dedup_token, records_table
+from hocba.pipeline.record_sql import container, position
 from hocba.pipeline.verify import Verifier
 from hocba.reference.model import ReferenceData
+from hocba.reference.tables import mirror_reference
 from hocba.store.chdb_store import ChdbStore
 
 
@@ -66,35 +67,47 @@ def clickhouse_parse(records: Sequence[dict[str, Any]], registry: SchemaRegistry
         return per_second(len(records), lambda: chdb.query(sql))
 
 
-def clickhouse_insert(rows: Sequence[dict[str, Any]], data_dir: Path) -> float:
-    """Build the Arrow batch and insert it, as the lander does (new tokens each round)."""
+def clickhouse_record_stage(
+    submissions: Sequence[Submission], reference: ReferenceData, data_dir: Path
+) -> dict[str, float]:
+    """A worker's batch through the lander's two ClickHouse steps, each alone: staging
+    (parse, validate, enrich) and the insert into `records` (new token each round)."""
     store = ChdbStore(data_dir, "bench_ceiling")
     store.ensure_schema()
-    landing = {
-        "submission_id": "s",
-        "sender_code": "x",
-        "vendor": "v",
-        "sent_at": datetime.now(UTC),
-        "kafka_partition": 0,
-        "kafka_offset": 0,
-        "landed_at": datetime.now(UTC),
+    mirror_reference(store, reference)
+    stage = RecordStage.build(b"bench-key", False, 5_000)
+    data = container(stage.schema_json, [s.payload for s in submissions])
+    parameters = {
+        **stage.pseudonym_pads,
+        "keep_identity": False,
+        "senders": [s.sender_code for s in submissions],
     }
-    full = [{**r, **landing} for r in rows]
+    landing = {
+        "submission_ids": [s.submission_id for s in submissions],
+        "senders": [s.sender_code for s in submissions],
+        "vendors": [s.vendor for s in submissions],
+        "sent_at_ms": [s.sent_at_ms for s in submissions],
+        "partitions": [0] * len(submissions),
+        "offsets": list(range(len(submissions))),
+    }
     rounds = iter(range(1_000_000))
-
-    def insert() -> None:
-        n = next(rounds)
-        store.insert_records(records_table(full), dedup_token(full) + f"-{n}")
-
     try:
-        return per_second(len(full), insert)
+        store.stage_batch(data, stage.structure, parameters)
+        staged = store.staged()
+        positions = [position(r["m"], r["idx"]) for r in staged]
+        return {
+            "clickhouse_stage_rows": per_second(
+                len(staged), lambda: store.stage_batch(data, stage.structure, parameters)
+            ),
+            "clickhouse_insert_rows": per_second(
+                len(staged),
+                lambda: store.land_staged(
+                    {**landing, "positions": positions}, f"bench-{next(rounds)}"
+                ),
+            ),
+        }
     finally:
         store.close()
-
-
-def enrich_rows(records: Sequence[dict[str, Any]], ref: ReferenceData) -> list[dict[str, Any]]:
-    rows = [enrich_record(r, ref, pseudonym_key=b"k", keep_identity=False) for r in records]
-    return [r for r in rows if isinstance(r, dict)]
 
 
 def faust_passthrough(bootstrap: str, topic: str, messages: int, port: int) -> float:

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import ceilings
 
 from hocba.cli.progress import landing_progress
+from hocba.domain.messages import Submission
 from hocba.kafka.broker import embedded_broker, free_port
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.kafka.topics import ensure_topics
@@ -45,6 +46,7 @@ from hocba.trust.pki import KEY_ALGORITHMS, RSA
 from hocba.trust.store import load_trust_store
 
 CEILING_SAMPLE = 2_000
+BATCH_MESSAGES = 200  # HOCBA_BATCH_MAX_MESSAGES' default
 
 
 def _algorithms(text: str) -> tuple[str, ...]:
@@ -220,7 +222,12 @@ def measure_ceilings(
     sample = list(scenario.records[::step][:CEILING_SAMPLE])
     assert settings.trust_dir is not None
     verifier = Verifier(load_trust_store(settings.trust_dir))
-    rows = ceilings.enrich_rows(sample, scenario.reference)
+    every = max(1, len(values) // BATCH_MESSAGES)  # a worker's batch of classes of every level
+    envelopes = [decode(registry, SUBMISSION, v) for v in values[::every][:BATCH_MESSAGES]]
+    submissions = [
+        Submission(e["submission_id"], e["sender_code"], e["vendor"], 0, e["payload"], b"", "", ())
+        for e in envelopes
+    ]
     return {
         "faust_passthrough_messages": ceilings.faust_passthrough(
             bootstrap, settings.submissions_topic, messages, free_port()
@@ -228,7 +235,9 @@ def measure_ceilings(
         "verify_messages": ceilings.verify(verifier, registry, values[:500]),
         "fastavro_decode_records": ceilings.fastavro_one_at_a_time(registry, sample),
         "clickhouse_parse_rows": ceilings.clickhouse_parse(sample * 10, registry),
-        "clickhouse_insert_rows": ceilings.clickhouse_insert(rows, data_dir / "ceiling-chdb"),
+        **ceilings.clickhouse_record_stage(
+            submissions, scenario.reference, data_dir / "ceiling-chdb"
+        ),
     }
 
 

@@ -58,8 +58,6 @@ class ContextLoader:
             registry=self.registry,
             verifier=Verifier(trust, clock_skew=timedelta(seconds=settings.clock_skew_s)),
             reference=load_reference_dir(settings.reference_dir),
-            pseudonym_key=settings.pseudonym_key.get_secret_value().encode(),
-            keep_identity=settings.keep_identity,
             max_message_bytes=settings.max_message_bytes,
             max_records=settings.max_records_per_message,
         )

@@ -15,12 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hocba.backoff import Backpressure, retry_outage
-from hocba.domain.columns import RecordKey
-from hocba.landing import LandResult, land_prepared
+from hocba.landing import LandResult, RecordStage, land_prepared
 from hocba.metrics import Metrics
 from hocba.pipeline.deadletter import DeadLetter
 from hocba.pipeline.process import Prepared
-from hocba.pipeline.seen import RecentlySeen
 from hocba.reference.loader import load_reference_dir
 from hocba.reference.tables import mirror_reference
 from hocba.settings import Settings
@@ -29,7 +27,6 @@ from hocba.store.factory import open_store
 
 log = logging.getLogger("hocba.lander")
 READY_PROBE_TIMEOUT_S = 5.0
-LANDED_CACHE_SIZE = 100_000  # record keys (~300 B each with their tuple): ~30 MB
 
 
 class Lander:
@@ -46,8 +43,12 @@ class Lander:
         self.metrics = metrics
         self.backpressure = backpressure
         self.seen = seen  # submission id -> b'1' once landed completely (DESIGN §5, layer 1)
-        self.landed: RecentlySeen[RecordKey, tuple[int, str]] = RecentlySeen(LANDED_CACHE_SIZE)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-store")
+        self.stage = RecordStage.build(
+            settings.pseudonym_key.get_secret_value().encode(),
+            settings.keep_identity,
+            settings.max_records_per_message,
+        )
         self.store: Store | None = None
         self.totals: dict[str, int] = {}
 
@@ -83,14 +84,12 @@ class Lander:
         ids = (a.submission.submission_id for a in prepared.accepted)
         return frozenset(sid for sid in ids if self.seen.get(sid.encode()))
 
-    def _remember(self, prepared: Prepared, redelivered: frozenset[str]) -> None:
+    def _remember(self, result: LandResult) -> None:
         """Only completely landed submissions: one with failed records must stay replayable."""
         if self.seen is None:
             return
-        for item in prepared.accepted:
-            sid = item.submission.submission_id
-            if sid not in redelivered and not item.record_errors:
-                self.seen[sid.encode()] = b"1"
+        for sid in result.complete:
+            self.seen[sid.encode()] = b"1"
 
     async def read(self, sql: str, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """A read-only query on the store's own thread (see hocba.store.remote)."""
@@ -126,9 +125,9 @@ class Lander:
                 land_prepared,
                 store,
                 prepared,
+                self.stage,
                 self.settings.worker_name,
                 redelivered,
-                self.landed,
             ),
             self.backpressure,
         )
@@ -136,7 +135,7 @@ class Lander:
         await retry_outage(
             "dead-lettering", lambda: self._send(result.dead_letters), self.backpressure
         )
-        self._remember(prepared, redelivered)
+        self._remember(result)
         self._observe(prepared, result)
         return result
 
@@ -159,7 +158,7 @@ class Lander:
             self.metrics.end_to_end_seconds.observe(latency)
         for name, value in result.counts.items():
             self.totals[name] = self.totals.get(name, 0) + value
-        for rejection in prepared.rejected:
+        for rejection in result.rejected:
             msg = rejection.message
             log.info(
                 "dead-lettered",

@@ -1,30 +1,87 @@
-"""Land one prepared batch: dedupe against the store, one insert, audit, dead-letter rows.
+"""Land one prepared batch: stage its records in ClickHouse, decide, one insert, audit, DLQ.
 
-Runs on the store's own thread (chDB has a single owner). It raises only when the store
-fails, and the worker then retries the whole call: every step is idempotent (the records
-insert carries a deterministic token, the dedupe lookup sees what an earlier try landed).
+Runs on the store's own thread (chDB has a single owner). ClickHouse parses, validates and
+enriches every record of the batch into a staging table (`record_sql`); Python then decides
+per message and per record on that compact result: which messages are dead letters, which
+records failed a rule (their detail written by `validate.py`), which are new, duplicates or
+corrections (`dedupe`), and the one insert of the records to land. It raises only when the
+store fails, and the worker then retries the whole call: every step is idempotent (staging
+is replaced, the records insert carries a deterministic token, the dedupe lookup sees what
+an earlier try landed).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Collection, Mapping, MutableMapping
-from dataclasses import dataclass, field, replace
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hocba.domain.columns import DEAD_LETTER_COLUMNS, SUBMISSION_COLUMNS, RecordKey
-from hocba.domain.messages import RawMessage, Rejection
+from hocba.domain.columns import DEAD_LETTER_COLUMNS, SUBMISSION_COLUMNS
+from hocba.domain.messages import RawMessage, RecordError, Rejection
+from hocba.domain.reasons import Reason
+from hocba.pipeline.codec import SchemaRegistry, default_schema_dir, load_registry
 from hocba.pipeline.deadletter import DeadLetter, record_errors_json, to_dead_letter
+from hocba.pipeline.decode import decode_payload, first_block_count
 from hocba.pipeline.dedupe import classify, record_key
-from hocba.pipeline.process import Accepted, Prepared, partial_rejection
-from hocba.pipeline.rows import arrow_table, dedup_token, records_table
+from hocba.pipeline.process import Accepted, Prepared
+from hocba.pipeline.record_sql import (
+    batch_schema_json,
+    batch_structure,
+    container,
+    hmac_pads,
+    position,
+)
+from hocba.pipeline.rows import arrow_table, dedup_token
+from hocba.pipeline.validate import validate_record
 from hocba.store.base import Store
+
+log = logging.getLogger("hocba.landing")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordStage:
+    """What staging a batch needs besides the batch: built once per lander."""
+
+    registry: SchemaRegistry
+    schema_json: str
+    structure: str
+    pseudonym_pads: Mapping[str, str]
+    keep_identity: bool
+    max_records: int
+
+    @classmethod
+    def build(cls, pseudonym_key: bytes, keep_identity: bool, max_records: int) -> RecordStage:
+        registry = load_registry()
+        newest = default_schema_dir() / registry.versions[-1].version
+        schema_json = batch_schema_json(newest)
+        return cls(
+            registry,
+            schema_json,
+            batch_structure(schema_json),
+            hmac_pads(pseudonym_key),
+            keep_identity,
+            max_records,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A message after staging: the records to consider landing, and those that failed."""
+
+    item: Accepted
+    rows: tuple[dict[str, Any], ...]
+    records_total: int
+    record_errors: tuple[RecordError, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class LandResult:
     dead_letters: tuple[DeadLetter, ...] = ()
+    rejected: tuple[Rejection, ...] = ()  # what the dead letters were made from
+    complete: frozenset[str] = frozenset()  # submissions whose every record is landed
     counts: Mapping[str, int] = field(default_factory=dict)
     outcomes: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (outcome, reason)
 
@@ -89,109 +146,240 @@ def _dead_letter_row(rejection: Rejection, worker: str, at: datetime) -> dict[st
     }
 
 
-def _landing_columns(item: Accepted, now: datetime) -> dict[str, Any]:
-    sub = item.submission
-    return {
-        "submission_id": sub.submission_id,
-        "sender_code": sub.sender_code,
-        "vendor": sub.vendor,
-        "sent_at": _ms(sub.sent_at_ms),
-        "kafka_partition": item.message.partition,
-        "kafka_offset": item.message.offset,
-        "landed_at": now,
-    }
-
-
-def _redelivered_audit(item: Accepted, received_at: datetime) -> dict[str, Any]:
+def _redelivered_audit(item: Accepted, received_at: datetime, records: int) -> dict[str, Any]:
     return _accepted_audit(
         item,
         received_at,
         outcome="duplicate",
         reason="",
-        records_total=item.records_total,
+        records_total=records,
         records_landed=0,
-        records_duplicate=len(item.rows),
+        records_duplicate=records,
         records_stale=0,
         records_failed=0,
     )
 
 
-def _landed_state(
-    store: Store, keys: list[RecordKey], cache: MutableMapping[RecordKey, tuple[int, str]] | None
-) -> dict[RecordKey, tuple[int, str]]:
-    """What is landed for `keys`: from the cache where it knows, one query for the rest."""
-    if cache is None:
-        return dict(store.landed_state(keys))
-    known = {k: cache[k] for k in keys if k in cache}
-    missing = [k for k in keys if k not in known]
-    return {**known, **(store.landed_state(missing) if missing else {})}
+def _reject(
+    item: Accepted, code: Reason, detail: str, errors: Sequence[RecordError] = ()
+) -> Rejection:
+    sub = item.submission
+    return Rejection(item.message, code, detail, tuple(errors), sub.submission_id, sub.sender_code)
+
+
+def _partial_rejection(checked: Checked) -> Rejection:
+    """The one dead letter of a message that landed only some of its records (DESIGN §4)."""
+    first = checked.record_errors[0]
+    detail = (
+        f"{len(checked.record_errors)} of {checked.records_total} records failed; "
+        f"first: record {first.index}: {first.detail}"
+    )
+    return _reject(checked.item, first.code, detail, checked.record_errors)
+
+
+def _stage_parameters(stage: RecordStage, items: Sequence[Accepted]) -> dict[str, Any]:
+    return {
+        **stage.pseudonym_pads,
+        "keep_identity": stage.keep_identity,
+        "senders": [i.submission.sender_code for i in items],
+    }
+
+
+def _landing_parameters(items: Sequence[Accepted], positions: list[int]) -> dict[str, Any]:
+    subs = [i.submission for i in items]
+    return {
+        "positions": positions,
+        "submission_ids": [s.submission_id for s in subs],
+        "senders": [s.sender_code for s in subs],
+        "vendors": [s.vendor for s in subs],
+        "sent_at_ms": [s.sent_at_ms for s in subs],
+        "partitions": [i.message.partition for i in items],
+        "offsets": [i.message.offset for i in items],
+    }
+
+
+def _stage_batch(store: Store, stage: RecordStage, items: Sequence[Accepted]) -> None:
+    payloads = [i.submission.payload for i in items]
+    parameters = _stage_parameters(stage, items)
+    store.stage_batch(container(stage.schema_json, payloads), stage.structure, parameters)
+
+
+def _unreadable(
+    store: Store, stage: RecordStage, items: Sequence[Accepted], error: Exception
+) -> list[Rejection]:
+    """ClickHouse refused the batch: the messages whose payloads are at fault, each with the
+    reason Python's decoder gives (or ClickHouse's own, where only it refuses one); none if
+    the store itself failed, which the caller then retries."""
+    found: list[Rejection] = []
+    for item in items:
+        records = decode_payload(item.message, item.submission, stage.registry, stage.max_records)
+        if isinstance(records, Rejection):
+            found.append(records)
+    if found:
+        return found
+    store.query("SELECT 1")  # raises while the store is out: the batch is retried, not blamed
+    for item in items:
+        try:
+            _stage_batch(store, stage, [item])
+        except Exception as alone:  # this message alone is refused: its payload is at fault
+            detail = f"payload: ClickHouse could not read it: {alone}"
+            found.append(_reject(item, Reason.DECODE_MALFORMED, detail[:2000]))
+    if not found:
+        raise error
+    return found
+
+
+def _staged(
+    store: Store, stage: RecordStage, items: Sequence[Accepted]
+) -> tuple[list[Accepted], list[Rejection], list[dict[str, Any]]]:
+    """Stage the batch: the messages staged, those rejected as unreadable, the staged rows.
+
+    One unreadable payload fails the whole container, so then the culprits are found and
+    the rest is staged again.
+    """
+    try:
+        _stage_batch(store, stage, items)
+    except Exception as exc:
+        rejected = _unreadable(store, stage, items, exc)
+        blamed = {id(r.message) for r in rejected}
+        readable = [i for i in items if id(i.message) not in blamed]
+        if not readable:
+            return [], rejected, []
+        _stage_batch(store, stage, readable)
+        return readable, rejected, store.staged()
+    return list(items), [], store.staged()
+
+
+def _details(
+    item: Accepted, failed: Sequence[Mapping[str, Any]], stage: RecordStage
+) -> list[RecordError]:
+    """Reason codes come from ClickHouse; the human-readable detail from `validate.py`,
+    reading the (rare) message with failed records once more in Python."""
+    records = decode_payload(item.message, item.submission, stage.registry, stage.max_records)
+    errors = []
+    for row in failed:
+        code, index = Reason(row["code"]), row["idx"]
+        if code is Reason.ENRICH_UNKNOWN_SCHOOL:
+            detail = f"school {row['school_code']!r} is not in the reference data"
+        else:
+            python = (
+                None if isinstance(records, Rejection) else validate_record(records[index], index)
+            )
+            if python is not None and python.code is code:
+                detail = python.detail
+            else:  # the two statements of the rules disagree: keep ClickHouse's, say so
+                log.warning("rule %s failed in ClickHouse only (record %d)", code, index)
+                detail = f"failed {code} (checked by ClickHouse)"
+        errors.append(RecordError(index, code, detail))
+    return errors
+
+
+def _check(
+    item: Accepted, rows: Sequence[dict[str, Any]], stage: RecordStage
+) -> Checked | Rejection:
+    """Per message, in the order of the former Python stages: decode, authorise, validate."""
+    if not rows:
+        return _reject(item, Reason.DECODE_EMPTY_BATCH, "the batch holds no record")
+    if len(rows) > stage.max_records:
+        detail = f"{len(rows)} records > limit {stage.max_records}"
+        return _reject(item, Reason.DECODE_TOO_LARGE, detail)
+    outside = next((r for r in rows if not r["authorised"]), None)
+    if outside is not None:
+        detail = (
+            f"record {outside['idx']}: school {outside['school_code']} is outside the "
+            f"sender's province {outside['department_province']}"
+        )
+        return _reject(item, Reason.VERIFY_SIGNER_NOT_AUTHORIZED, detail)
+    failed = [r for r in rows if r["code"]]
+    good = tuple(r for r in rows if not r["code"])
+    errors = _details(item, failed, stage) if failed else []
+    if errors and not good:
+        first = errors[0]
+        detail = f"all {len(errors)} records failed; first: {first.detail}"
+        return _reject(item, first.code, detail, errors)
+    return Checked(item, good, len(rows), tuple(errors))
 
 
 def land_prepared(
     store: Store,
     prepared: Prepared,
+    stage: RecordStage,
     worker: str,
     redelivered: Collection[str] = (),
-    cache: MutableMapping[RecordKey, tuple[int, str]] | None = None,
 ) -> LandResult:
-    """Classify every accepted row against what is landed (one lookup), then insert.
+    """Stage the batch, classify every passing record against what is landed (one lookup),
+    then insert.
 
     Submissions in `redelivered` were landed completely before (DESIGN §5, layer 1): they
-    are audited as duplicates without a lookup, an insert or a dead letter. `cache` (layer 2)
-    answers for recently landed keys and is updated after the insert.
+    are audited as duplicates without staging, an insert or a dead letter. What is landed
+    under each staged key (layer 2) comes with the staged rows, from one join.
     """
     now = datetime.now(UTC)
     fresh = [a for a in prepared.accepted if a.submission.submission_id not in redelivered]
     repeats = [a for a in prepared.accepted if a.submission.submission_id in redelivered]
-    prepared = replace(prepared, accepted=tuple(fresh))
-    keys = list({record_key(r) for a in prepared.accepted for r in a.rows})
-    landed = _landed_state(store, keys, cache)
-    to_land: list[dict[str, Any]] = []
-    audits = [_rejected_audit(r, prepared.received_at) for r in prepared.rejected]
-    audits += [_redelivered_audit(a, prepared.received_at) for a in repeats]
-    outcomes = Counter(("dead_lettered", str(r.code)) for r in prepared.rejected)
+    staged_items, unreadable, staged = _staged(store, stage, fresh) if fresh else ([], [], [])
+    by_message: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for staged_row in staged:
+        by_message[staged_row["m"]].append(staged_row)
+    checked: list[Checked] = []
+    rejections = list(prepared.rejected) + unreadable
+    for m, item in enumerate(staged_items):
+        verdict = _check(item, by_message[m], stage)
+        (rejections if isinstance(verdict, Rejection) else checked).append(verdict)  # type: ignore[arg-type]
+    landed = {
+        record_key(r): (r["landed_revision"], r["landed_hash"])
+        for r in staged
+        if r["landed_revision"]
+    }
+    audits = [_rejected_audit(r, prepared.received_at) for r in rejections]
+    repeated_records = [first_block_count(stage.registry, a.submission.payload) for a in repeats]
+    audits += [
+        _redelivered_audit(a, prepared.received_at, n)
+        for a, n in zip(repeats, repeated_records, strict=True)
+    ]
+    outcomes = Counter(("dead_lettered", str(r.code)) for r in rejections)
     outcomes[("duplicate", "")] += len(repeats)
-    rejections = list(prepared.rejected)
     counts = Counter(
-        messages=len(prepared.accepted) + len(prepared.rejected) + len(repeats),
-        records_duplicate=sum(len(a.rows) for a in repeats),
-        dead_lettered=len(prepared.rejected),
+        messages=len(prepared.accepted) + len(prepared.rejected),
+        records_duplicate=sum(repeated_records),
+        dead_lettered=len(rejections),
     )
-    for item in prepared.accepted:
-        result = classify(item.rows, landed)
-        extra = _landing_columns(item, now)
+    to_land: list[Mapping[str, Any]] = []
+    for message in checked:
+        result = classify(message.rows, landed)
         for row in result.to_land:
-            to_land.append({**row, **extra})
+            to_land.append(row)
             landed[record_key(row)] = (row["revision"], row["content_hash"])
-        if item.record_errors:
-            rejections.append(partial_rejection(item))
-        outcome = "partial" if item.record_errors else "accepted" if result.to_land else "duplicate"
-        reason = str(item.record_errors[0].code) if item.record_errors else ""
+        errors = message.record_errors
+        if errors:
+            rejections.append(_partial_rejection(message))
+        outcome = "partial" if errors else "accepted" if result.to_land else "duplicate"
+        reason = str(errors[0].code) if errors else ""
         outcomes[(outcome, reason)] += 1
         figures = {
             "records_landed": len(result.to_land),
             "records_duplicate": result.duplicates,
             "records_stale": result.stale,
-            "records_failed": len(item.record_errors),
+            "records_failed": len(errors),
         }
         audits.append(
             _accepted_audit(
-                item,
+                message.item,
                 prepared.received_at,
                 outcome=outcome,
                 reason=reason,
-                records_total=item.records_total,
+                records_total=message.records_total,
                 **figures,
             )
         )
         counts.update(figures)
     if to_land:
-        store.insert_records(records_table(to_land), dedup_token(to_land))
-        if cache is not None:
-            cache.update((record_key(r), (r["revision"], r["content_hash"])) for r in to_land)
+        positions = [position(r["m"], r["idx"]) for r in to_land]
+        store.land_staged(_landing_parameters(staged_items, positions), dedup_token(to_land))
     store.insert_rows("submissions", arrow_table(SUBMISSION_COLUMNS, audits))
     if rejections:
         rows = [_dead_letter_row(r, worker, now) for r in rejections]
         store.insert_rows("dead_letters", arrow_table(DEAD_LETTER_COLUMNS, rows))
     letters = tuple(to_dead_letter(r, worker, now) for r in rejections)
-    return LandResult(letters, counts, outcomes)
+    complete = frozenset(c.item.submission.submission_id for c in checked if not c.record_errors)
+    return LandResult(letters, tuple(rejections), complete, counts, outcomes)

@@ -2,8 +2,9 @@
 
 Random bytes, mutated envelopes, re-signed mutated payloads and mutated certificate chains
 go through the real `process_batch` (real PKI, trust store and reference data from a small
-scenario). Each must come out exactly once, accepted or rejected with a `Reason` — and never
-as `internal.error`, which would mean a stage raised on bad input.
+scenario), and re-signed mutated payloads on through the real landing into chDB, where
+ClickHouse reads the records. Each must come out exactly once, accepted or rejected with a
+`Reason` — and never as `internal.error`, which would mean a stage raised on bad input.
 
 Runs 200 examples per property by default. A longer run (e.g. before a release):
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -26,18 +28,22 @@ from hypothesis import strategies as st
 from hocba.context import ContextLoader
 from hocba.domain.messages import RawMessage, Rejection, Submission
 from hocba.domain.reasons import Reason
+from hocba.landing import RecordStage, land_prepared
 from hocba.pipeline.codec import MAGIC, RECORD_BATCH, SUBMISSION, SchemaRegistry
 from hocba.pipeline.decode import decode_envelope
 from hocba.pipeline.process import PipelineContext, process_batch
 from hocba.publishing import build_submission
+from hocba.reference.tables import mirror_reference
 from hocba.scenario import Scenario, build_scenario, signed_messages
 from hocba.settings import Settings
+from hocba.store.chdb_store import ChdbStore
 from hocba.trust.signing import Signer, sign
 
 PROFILES = {"default": 200, "long": 20_000}
 EXAMPLES = int(
     os.environ.get("HOCBA_FUZZ_EXAMPLES", PROFILES[os.environ.get("HOCBA_FUZZ_PROFILE", "default")])
 )
+LANDING = RecordStage.build(b"fuzz-key", False, 5_000)
 fuzz = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -137,11 +143,31 @@ def test_mutated_envelopes(world: World, data: st.DataObject) -> None:
     check(world, data.draw(mutated(original)))
 
 
+@pytest.fixture(scope="module")
+def store(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
+    opened = ChdbStore(tmp_path_factory.mktemp("fuzz-store") / "chdb", "fuzz")
+    opened.ensure_schema()
+    mirror_reference(opened, world.ctx.reference)
+    yield opened
+    opened.close()
+
+
 @fuzz
 @given(st.data())
-def test_mutated_payloads_signed_correctly(world: World, data: st.DataObject) -> None:
-    payload = data.draw(mutated(world.submission.payload))
-    check(world, world.envelope(payload))
+def test_mutated_payloads_signed_correctly(
+    world: World, store: ChdbStore, data: st.DataObject
+) -> None:
+    """Between two intact messages, so a payload that misleads the reader about its own
+    length would show up as blame (or records) on its neighbours."""
+    intact = raw(world.valid[1])
+    mutant = raw(world.envelope(data.draw(mutated(world.submission.payload))))
+    batch = [intact, mutant, raw(world.valid[2])]
+    prepared = process_batch(batch, world.ctx)
+    result = land_prepared(store, prepared, LANDING, "fuzz")
+    assert result.counts["messages"] == 3
+    assert all(r.message is mutant for r in result.rejected), result.rejected
+    for rejection in result.rejected:
+        assert rejection.code is not Reason.INTERNAL_ERROR, rejection.detail
 
 
 @fuzz

@@ -28,13 +28,22 @@ class Run:
     worker_exit_code: int
 
 
-def without_school(
-    tmp_path: Path, scenario: Scenario, school: str, **overrides: object
+def without_reference(
+    tmp_path: Path,
+    scenario: Scenario,
+    *,
+    school: str = "",
+    department: str = "",
+    **overrides: object,
 ) -> tuple[Settings, ReferenceData]:
-    """Settings whose reference directory holds the scenario's data minus `school`, and that
-    data: its records are dead-lettered until the school is loaded."""
-    schools = {c: s for c, s in scenario.reference.schools.items() if c != school}
-    without = replace(scenario.reference, schools=schools)
+    """Settings whose reference directory holds the scenario's data minus `school` or
+    `department`, and that data: their records or messages are dead-lettered until loaded."""
+    ref = scenario.reference
+    without = replace(
+        ref,
+        schools={c: s for c, s in ref.schools.items() if c != school},
+        departments={c: d for c, d in ref.departments.items() if c != department},
+    )
     reference_dir = tmp_path / "reference"
     write_reference_dir(reference_dir, without)
     settings = isolated_settings(

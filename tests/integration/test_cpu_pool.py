@@ -12,8 +12,8 @@ from hocba.cpu_pool import CpuPool
 from hocba.domain.messages import RawMessage
 from hocba.domain.reasons import Reason
 from hocba.reference.loader import write_reference_dir
-from hocba.scenario import build_scenario, signed_messages
-from tests.integration.harness import without_school
+from hocba.scenario import build_scenario, department_code, signed_messages
+from tests.integration.harness import without_reference
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +24,9 @@ def test_every_child_sees_a_reference_change_without_a_refresh_call(tmp_path: Pa
     scenario = build_scenario(
         tmp_path / "in", records=60, provinces=("01",), schools_per_province=1
     )
-    (school,) = scenario.reference.schools
-    settings, _ = without_school(tmp_path, scenario, school, cpu_processes=CHILDREN)
+    settings, _ = without_reference(
+        tmp_path, scenario, department=department_code("01"), cpu_processes=CHILDREN
+    )
     messages = [
         RawMessage("t", 0, offset, 0, m.key, m.value)
         for offset, m in enumerate(signed_messages(scenario, batch_size=30))
@@ -38,7 +39,7 @@ def test_every_child_sees_a_reference_change_without_a_refresh_call(tmp_path: Pa
 
     pool = CpuPool(settings)
     try:
-        assert set(asyncio.run(prepare_everywhere(pool))) == {Reason.ENRICH_UNKNOWN_SCHOOL}
+        assert set(asyncio.run(prepare_everywhere(pool))) == {Reason.VERIFY_SIGNER_NOT_AUTHORIZED}
         assert settings.reference_dir is not None
         write_reference_dir(settings.reference_dir, scenario.reference)
         assert asyncio.run(prepare_everywhere(pool)) == [None]

@@ -23,7 +23,7 @@ from hocba.reference.loader import write_reference_dir
 from hocba.reference.model import ReferenceData, School
 from hocba.runner import settings_env, spawn_worker, stop_worker, wait_drained
 from hocba.scenario import build_scenario, signed_messages
-from tests.integration.harness import load_reference, publish, query, without_school
+from tests.integration.harness import load_reference, publish, query, without_reference
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +47,8 @@ def test_a_loaded_school_reaches_the_running_worker(broker: EmbeddedBroker, tmp_
         tmp_path / "in", records=150, provinces=("01",), schools_per_province=2
     )
     missing = sorted(scenario.reference.schools)[0]
-    settings, without = without_school(
-        tmp_path, scenario, missing, reference_topic_prefix=f"{tmp_path.name}.reference"
+    settings, without = without_reference(
+        tmp_path, scenario, school=missing, reference_topic_prefix=f"{tmp_path.name}.reference"
     )
     load_reference(settings, without)
     env = settings_env(settings, broker.bootstrap)

@@ -20,13 +20,18 @@ import clickhouse_connect
 import pytest
 
 from hocba.domain.columns import PROVINCE_COLUMNS, RECORD_COLUMNS, SUBMISSION_COLUMNS
+from hocba.landing import RecordStage
+from hocba.pipeline.codec import load_registry
+from hocba.pipeline.record_sql import container, position
 from hocba.pipeline.rows import arrow_table, dedup_token, records_table
+from hocba.publishing import encode_payload
 from hocba.settings import Settings
 from hocba.store.base import Store
 from hocba.store.chdb_store import ChdbStore
 from hocba.store.factory import open_store
 from hocba.store.schema import TABLES
 from hocba.store.server_store import ServerStore
+from tests.unit.test_validate import BASES
 
 pytestmark = pytest.mark.integration
 
@@ -109,27 +114,54 @@ def test_schema_is_created_idempotently(store: Store, database: str) -> None:
     assert engines["records"] == "ReplacingMergeTree"
 
 
-def test_landed_state_gives_max_revision_and_its_hash(store: Store) -> None:
-    a1, b1 = record("a", 1, "a-1"), record("b", 1, "b-1")
-    land(store, [a1, b1])
-    land(store, [record("a", 2, "a-2")])
-    missing = (*key(a1)[:3], "nobody")
-    assert store.landed_state([key(a1), key(b1), missing]) == {
-        key(a1): (2, "a-2"),
-        key(b1): (1, "b-1"),
+def stage(store: Store, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stage each record as a message of its own, as the lander does."""
+    stage = RecordStage.build(b"test-key", False, 5_000)
+    payloads = [encode_payload(load_registry(), [r]) for r in records]
+    parameters = {
+        **stage.pseudonym_pads,
+        "keep_identity": False,
+        "senders": ["SGD-2024-01"] * len(payloads),
     }
-    assert store.landed_state([]) == {}
+    store.stage_batch(container(stage.schema_json, payloads), stage.structure, parameters)
+    return store.staged()
 
 
-def test_landed_state_returns_only_the_keys_asked_for(store: Store) -> None:
-    """The lookup filters on flat arrays; a landed neighbour that matches every array (the
-    same student in another grade, another student in another listed school) is not a hit."""
-    grade_3 = record("a")
-    grade_4 = {**record("a"), "grade": 4}
-    other_school = {**record("b"), "school_code": "79000702"}
-    land(store, [grade_3, grade_4, other_school])
-    asked = [key(grade_3), (*key(other_school)[:1], "79000701", 3, "b")]
-    assert store.landed_state(asked) == {key(grade_3): (1, "h1")}
+def land_staged(store: Store, staged: list[dict[str, Any]], token: str) -> None:
+    messages = range(1 + max(r["m"] for r in staged))
+    parameters = {
+        "positions": [position(r["m"], r["idx"]) for r in staged],
+        "submission_ids": [f"s{m}" for m in messages],
+        "senders": ["SGD-2024-01" for _ in messages],
+        "vendors": ["v" for _ in messages],
+        "sent_at_ms": [1_700_000_000_000 for _ in messages],
+        "partitions": [0 for _ in messages],
+        "offsets": list(messages),
+    }
+    store.land_staged(parameters, token)
+
+
+def test_staged_rows_carry_what_is_landed_under_their_exact_key(store: Store) -> None:
+    pupil = BASES["g4"]
+    land_staged(store, stage(store, [pupil]), "first")
+    correction = {**pupil, "revision": 2}
+    next_grade = {**pupil, "grade": 5}  # the same student under another key
+    classmate = {**pupil, "personal_id": pupil["personal_id"][:-1] + "9"}
+    staged = stage(store, [correction, next_grade, classmate])
+    assert [(r["revision"], r["landed_revision"]) for r in staged] == [(2, 1), (1, 0), (1, 0)]
+    assert staged[0]["landed_hash"] != staged[0]["content_hash"]  # the correction changed it
+    assert staged[0]["student_key"] == staged[1]["student_key"] != staged[2]["student_key"]
+
+
+def test_landing_the_same_staged_batch_twice_under_one_token_inserts_once(
+    store: Store, database: str
+) -> None:
+    staged = stage(store, [BASES["g4"], BASES["g7"], BASES["g11"]])
+    land_staged(store, staged, "batch-1")
+    land_staged(store, staged, "batch-1")
+    assert count(store, database) == 3
+    land_staged(store, staged[:1], "batch-2")
+    assert (count(store, database), count(store, database, final=True)) == (4, 3)
 
 
 def test_redelivered_batch_with_same_token_is_dropped(store: Store, database: str) -> None:

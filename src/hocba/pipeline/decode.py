@@ -167,7 +167,7 @@ def _decode_checked(
         raise
 
 
-def _first_block_count(registry: SchemaRegistry, payload: bytes) -> int:
+def first_block_count(registry: SchemaRegistry, payload: bytes) -> int:
     """Items declared by the first block of `RecordBatch.records`, its first field."""
     if registry.writers.get(payload[2:HEADER_LEN], ("",))[0] != RECORD_BATCH:
         return 0  # not a RecordBatch: decoding reports it
@@ -232,7 +232,7 @@ def decode_payload(
         )
 
     payload = submission.payload
-    declared = _first_block_count(registry, payload)
+    declared = first_block_count(registry, payload)
     if declared > max_records:
         return reject(Reason.DECODE_TOO_LARGE, f"{declared} records declared > limit {max_records}")
     limits = Limits(max_records, max_text, len(payload))

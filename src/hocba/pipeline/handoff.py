@@ -2,10 +2,10 @@
 
 chDB has a single owner, so on the embedded default several verifying workers send what
 they prepared (one message per input message) to `hocba.landing`, and one lander process
-lands it (DESIGN §5). The encoding is JSON, rows column-wise: enriched rows hold only
-strings, numbers, booleans, lists and nulls, and the original message bytes travel (base64)
-so the lander can dead-letter them unchanged. The topic is internal: nothing here is
-trusted input from vendors.
+lands it (DESIGN §5). The encoding is JSON: a verified message travels as its submission's
+fields and its payload (base64), which the lander stages in ClickHouse, and with its original
+bytes (base64), so the lander can dead-letter them unchanged. The topic is internal: nothing
+here is trusted input from vendors.
 """
 
 from __future__ import annotations
@@ -27,16 +27,14 @@ def _unb64(text: str | None) -> bytes | None:
     return None if text is None else base64.b64decode(text)
 
 
-def _message(msg: RawMessage, with_value: bool = True) -> dict[str, Any]:
-    """The original bytes only travel when the lander may have to dead-letter them."""
-    value = _b64(msg.value) if with_value else ""
+def _message(msg: RawMessage) -> dict[str, Any]:
     return {
         "topic": msg.topic,
         "partition": msg.partition,
         "offset": msg.offset,
         "timestamp_ms": msg.timestamp_ms,
         "key": _b64(msg.key),
-        "value": value,
+        "value": _b64(msg.value),
         "headers": [[k, _b64(v)] for k, v in msg.headers],
     }
 
@@ -74,10 +72,9 @@ def encode_item(item: Accepted | Rejection) -> bytes:
         }
     else:
         sub = item.submission
-        columns = list(item.rows[0]) if item.rows else []
         body = {
             "kind": "accepted",
-            "message": _message(item.message, bool(item.record_errors)),
+            "message": _message(item.message),
             "submission": [
                 sub.submission_id,
                 sub.sender_code,
@@ -85,10 +82,8 @@ def encode_item(item: Accepted | Rejection) -> bytes:
                 sub.sent_at_ms,
                 sub.signature_algorithm,
             ],
+            "payload": _b64(sub.payload),
             "signer": item.signer_fingerprint,
-            "records_total": item.records_total,
-            "errors": _errors(item.record_errors),
-            "columns": {c: [row[c] for row in item.rows] for c in columns},
         }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -106,10 +101,6 @@ def decode_item(data: bytes) -> Accepted | Rejection:
             body["sender_code"],
         )
     sid, sender, vendor, sent_at_ms, algorithm = body["submission"]
-    columns: dict[str, list[Any]] = body["columns"]
-    count = len(next(iter(columns.values()))) if columns else 0
-    rows = tuple({c: values[i] for c, values in columns.items()} for i in range(count))
-    submission = Submission(sid, sender, vendor, sent_at_ms, b"", b"", algorithm, ())
-    return Accepted(
-        message, submission, body["signer"], rows, body["records_total"], _unerrors(body["errors"])
-    )
+    payload = _unb64(body["payload"]) or b""
+    submission = Submission(sid, sender, vendor, sent_at_ms, payload, b"", algorithm, ())
+    return Accepted(message, submission, body["signer"])

@@ -1,24 +1,28 @@
-"""The pure part of a batch: decode → verify → decode payload → authorise → validate → enrich.
+"""The pure, per-message part of a batch: decode → verify → know the sender → check the payload.
 
-It takes raw messages and returns candidate rows and rejections; landing (dedupe against
-the store, insert) is the caller's. No exception escapes for a message: whatever a stage
-raises on unexpected input becomes that message's dead letter, so a partition never stops.
+It takes raw messages and returns verified submissions and rejections. The records
+themselves are read, validated and enriched by ClickHouse when the batch lands
+(`record_sql`, `landing`): Python reading each record cost more than the rest of the
+pipeline together. No exception escapes for a message: whatever a stage raises on
+unexpected input becomes that message's dead letter, so a partition never stops.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
-from hocba.domain.messages import RawMessage, RecordError, Rejection, Submission
+from hocba.domain.messages import RawMessage, Rejection, Submission
 from hocba.domain.reasons import Reason
-from hocba.pipeline.codec import SchemaRegistry
-from hocba.pipeline.decode import decode_envelope, decode_payload
-from hocba.pipeline.enrich import department_may_send_for, enrich_record
-from hocba.pipeline.validate import validate_record
+from hocba.pipeline.codec import HEADER_LEN, MAGIC, RECORD_BATCH, SchemaRegistry, encode
+from hocba.pipeline.decode import (
+    MAX_TEXT_LENGTH,
+    decode_envelope,
+    decode_payload,
+    first_block_count,
+)
 from hocba.pipeline.verify import Verifier, VerifyFailure
 from hocba.reference.model import ReferenceData
 
@@ -28,22 +32,17 @@ class PipelineContext:
     registry: SchemaRegistry
     verifier: Verifier
     reference: ReferenceData
-    pseudonym_key: bytes
-    keep_identity: bool = False
     max_message_bytes: int = 1_048_576
     max_records: int = 5_000
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A message whose valid records are ready to land (some records may have failed)."""
+    """A verified message from a known Department, its payload in the newest schema version."""
 
     message: RawMessage
     submission: Submission
     signer_fingerprint: str
-    rows: tuple[dict[str, Any], ...]
-    records_total: int
-    record_errors: tuple[RecordError, ...] = ()
 
 
 @dataclass(slots=True)
@@ -68,52 +67,27 @@ def _reject(msg: RawMessage, sub: Submission, code: Reason, detail: str) -> Reje
     )
 
 
-def _authorise(
-    msg: RawMessage, sub: Submission, records: Sequence[Mapping[str, Any]], ref: ReferenceData
-) -> Rejection | None:
-    """A Department may send only for schools of its own province (DESIGN §3)."""
-    department = ref.departments.get(sub.sender_code)
-    if department is None:
-        return _reject(
-            msg,
-            sub,
-            Reason.VERIFY_SIGNER_NOT_AUTHORIZED,
-            f"sender {sub.sender_code!r} is not a known Department",
-        )
-    for index, record in enumerate(records):
-        school = ref.schools.get(record["school_code"])
-        if school is not None and not department_may_send_for(department, school):
-            return _reject(
-                msg,
-                sub,
-                Reason.VERIFY_SIGNER_NOT_AUTHORIZED,
-                f"record {index}: school {school.code} is outside the sender's "
-                f"province {department.province_code}",
-            )
-    return None
-
-
-def _rows(
-    records: Sequence[Mapping[str, Any]], ctx: PipelineContext
-) -> tuple[list[dict[str, Any]], list[RecordError]]:
-    rows: list[dict[str, Any]] = []
-    errors: list[RecordError] = []
-    for index, record in enumerate(records):
-        failure = validate_record(record, index)
-        if failure is None:
-            enriched = enrich_record(
-                record,
-                ctx.reference,
-                pseudonym_key=ctx.pseudonym_key,
-                keep_identity=ctx.keep_identity,
-            )
-            if isinstance(enriched, RecordError):
-                failure = RecordError(index, enriched.code, enriched.detail)
-            else:
-                rows.append(enriched)
-        if failure is not None:
-            errors.append(failure)
-    return rows, errors
+def _payload_check(
+    msg: RawMessage, sub: Submission, ctx: PipelineContext
+) -> Submission | Rejection:
+    """What ClickHouse cannot be asked: the declared record count (read before anything is
+    decoded), and, for payloads of an older schema version or long enough to hold an
+    over-long text, a full decode here (rare; an older version is re-encoded in the newest,
+    the one version the record stage reads)."""
+    payload = sub.payload
+    declared = first_block_count(ctx.registry, payload)
+    if declared > ctx.max_records:
+        detail = f"{declared} records declared > limit {ctx.max_records}"
+        return _reject(msg, sub, Reason.DECODE_TOO_LARGE, detail)
+    current = payload[2:HEADER_LEN] == ctx.registry.writer_fingerprint(RECORD_BATCH)
+    if current and payload[:2] == MAGIC and len(payload) <= MAX_TEXT_LENGTH:
+        return sub
+    records = decode_payload(msg, sub, ctx.registry, ctx.max_records)
+    if isinstance(records, Rejection):
+        return records
+    if current:
+        return sub
+    return replace(sub, payload=encode(ctx.registry, RECORD_BATCH, {"records": list(records)}))
 
 
 def process_message(
@@ -128,24 +102,13 @@ def process_message(
         clock.verify_s += time.perf_counter() - started
     if isinstance(verdict, VerifyFailure):
         return _reject(msg, envelope, verdict.reason, verdict.detail)
-    records = decode_payload(msg, envelope, ctx.registry, ctx.max_records)
-    if isinstance(records, Rejection):
-        return records
-    unauthorised = _authorise(msg, envelope, records, ctx.reference)
-    if unauthorised is not None:
-        return unauthorised
-    rows, errors = _rows(records, ctx)
-    if errors and not rows:
-        first = errors[0]
-        return Rejection(
-            msg,
-            first.code,
-            f"all {len(errors)} records failed; first: {first.detail}",
-            tuple(errors),
-            envelope.submission_id,
-            envelope.sender_code,
-        )
-    return Accepted(msg, envelope, verdict.fingerprint, tuple(rows), len(records), tuple(errors))
+    if envelope.sender_code not in ctx.reference.departments:
+        detail = f"sender {envelope.sender_code!r} is not a known Department"
+        return _reject(msg, envelope, Reason.VERIFY_SIGNER_NOT_AUTHORIZED, detail)
+    checked = _payload_check(msg, envelope, ctx)
+    if isinstance(checked, Rejection):
+        return checked
+    return Accepted(msg, checked, verdict.fingerprint)
 
 
 def process_batch(messages: Sequence[RawMessage], ctx: PipelineContext) -> Prepared:
@@ -162,17 +125,3 @@ def process_batch(messages: Sequence[RawMessage], ctx: PipelineContext) -> Prepa
         (rejected if isinstance(outcome, Rejection) else accepted).append(outcome)  # type: ignore[arg-type]
     clock.total_s = time.perf_counter() - started
     return Prepared(tuple(accepted), tuple(rejected), received_at, clock)
-
-
-def partial_rejection(item: Accepted) -> Rejection:
-    """The one dead letter of a batch that landed only some of its records (DESIGN §4)."""
-    first = item.record_errors[0]
-    return Rejection(
-        item.message,
-        first.code,
-        f"{len(item.record_errors)} of {item.records_total} records failed; "
-        f"first: record {first.index}: {first.detail}",
-        item.record_errors,
-        item.submission.submission_id,
-        item.submission.sender_code,
-    )

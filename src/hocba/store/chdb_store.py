@@ -20,7 +20,7 @@ import errno
 import fcntl
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,12 @@ import pyarrow as pa
 from chdb import session as chdb_session
 from clickhouse_connect.driver.binding import format_bind_value, must_escape
 
-from hocba.domain.columns import RecordKey
+from hocba.pipeline.record_sql import STAGING_TABLE, land_sql, stage_sql, staged_sql, staging_ddl
 from hocba.store.base import (
     StoreLockedError,
     check_database,
     check_table,
     check_token,
-    fetch_landed_state,
 )
 from hocba.store.schema import schema_statements
 
@@ -62,6 +61,10 @@ def _nested(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(map(_nested, value)) + "]"
     return str(format_bind_value(value, UTC, top_level=False))
+
+
+def _literal(text: str) -> str:
+    return "'" + text.translate(_ESCAPES) + "'"
 
 
 def bind_value(value: Any) -> str:
@@ -100,6 +103,25 @@ class ChdbStore:
     def ensure_schema(self) -> None:
         for statement in schema_statements(self._database):
             self._run(statement)
+        self._run(staging_ddl(self._database, STAGING_TABLE))
+
+    def stage_batch(self, container: bytes, structure: str, parameters: Mapping[str, Any]) -> None:
+        """chDB reads the container from a file next to its data (`send_insert` refuses
+        `INSERT … SELECT`, so `input()` is not available here)."""
+        path = self._path.resolve() / "staging.avro"
+        path.write_bytes(container)
+        source = f"file({_literal(str(path))}, 'Avro', {_literal(structure)})"
+        self._run(f"TRUNCATE TABLE `{self._database}`.`{STAGING_TABLE}`")
+        params = {k: bind_value(v) for k, v in parameters.items()}
+        self._run(stage_sql(self._database, STAGING_TABLE, source), "CSV", params)
+
+    def staged(self) -> list[dict[str, Any]]:
+        return self.query(staged_sql(self._database, STAGING_TABLE))
+
+    def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
+        settings = f" SETTINGS insert_deduplication_token = '{check_token(dedup_token)}'"
+        sql = land_sql(self._database, STAGING_TABLE) + settings
+        self._run(sql, "CSV", {k: bind_value(v) for k, v in parameters.items()})
 
     def insert_records(self, table: pa.Table, dedup_token: str) -> None:
         settings = f"SETTINGS insert_deduplication_token = '{check_token(dedup_token)}'"
@@ -107,9 +129,6 @@ class ChdbStore:
 
     def insert_rows(self, table_name: str, table: pa.Table) -> None:
         self._insert(check_table(table_name), table, "")
-
-    def landed_state(self, keys: Sequence[RecordKey]) -> dict[RecordKey, tuple[int, str]]:
-        return fetch_landed_state(self.query, self._database, keys)
 
     def replace_reference(self, table_name: str, table: pa.Table) -> None:
         check_table(table_name, reference=True)

@@ -8,11 +8,10 @@ worker must then back off, stop acknowledging, and resume by itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hocba.domain.columns import RecordKey
 from hocba.store.base import Store
 
 if TYPE_CHECKING:
@@ -44,9 +43,17 @@ class FaultyStore:
         self._check()
         self._inner.insert_rows(table_name, table)
 
-    def landed_state(self, keys: Sequence[RecordKey]) -> dict[RecordKey, tuple[int, str]]:
+    def stage_batch(self, container: bytes, structure: str, parameters: Mapping[str, Any]) -> None:
         self._check()
-        return self._inner.landed_state(keys)
+        self._inner.stage_batch(container, structure, parameters)
+
+    def staged(self) -> list[dict[str, Any]]:
+        self._check()
+        return self._inner.staged()
+
+    def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
+        self._check()
+        self._inner.land_staged(parameters, dedup_token)
 
     def replace_reference(self, table_name: str, table: pa.Table) -> None:
         self._check()

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
-
-from hocba.domain.columns import RecordKey
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -79,10 +77,16 @@ class WorkerStore:
     def insert_rows(self, table_name: str, table: pa.Table) -> None:
         self._read_only()
 
-    def landed_state(self, keys: Sequence[RecordKey]) -> dict[RecordKey, tuple[int, str]]:
+    def replace_reference(self, table_name: str, table: pa.Table) -> None:
         self._read_only()
 
-    def replace_reference(self, table_name: str, table: pa.Table) -> None:
+    def stage_batch(self, container: bytes, structure: str, parameters: Mapping[str, Any]) -> None:
+        self._read_only()
+
+    def staged(self) -> list[dict[str, Any]]:
+        self._read_only()
+
+    def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
         self._read_only()
 
 

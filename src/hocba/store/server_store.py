@@ -8,30 +8,63 @@ have the same Python types as `ChdbStore` returns. The dedup token travels as th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import clickhouse_connect
 import pyarrow as pa
 
-from hocba.domain.columns import RecordKey
+from hocba.pipeline.record_sql import STAGING_TABLE, land_sql, stage_sql, staged_sql, staging_ddl
 from hocba.store.base import (
     check_database,
     check_table,
     check_token,
-    fetch_landed_state,
 )
 from hocba.store.schema import schema_statements
 
 
 class ServerStore:
-    def __init__(self, url: str, database: str) -> None:
+    def __init__(self, url: str, database: str, lander: str = "") -> None:
         self._database = check_database(database)
         self._client = clickhouse_connect.get_client(dsn=url, autogenerate_session_id=False)
+        # Every worker lands directly on a server, so each stages batches in a table of its own.
+        self._staging = check_database(
+            f"{STAGING_TABLE}_{hashlib.sha256(lander.encode()).hexdigest()[:12]}"
+        )
 
     def ensure_schema(self) -> None:
         for statement in schema_statements(self._database):
             self._client.command(statement)
+        self._client.command(staging_ddl(self._database, self._staging))
+
+    def stage_batch(self, container: bytes, structure: str, parameters: Mapping[str, Any]) -> None:
+        """The container goes in as it is (`raw_insert … FORMAT Avro`) into a Memory table of
+        this lander's, then is staged from there: one path for HTTP and the chdb backend
+        (which takes no binary request body)."""
+        raw = check_database(
+            f"{self._staging}_{hashlib.sha256(structure.encode()).hexdigest()[:8]}"
+        )
+        table = f"`{self._database}`.`{raw}`"
+        self._client.command(f"CREATE TABLE IF NOT EXISTS {table} ({structure}) ENGINE = Memory")
+        self._client.command(f"TRUNCATE TABLE {table}")
+        self._client.raw_insert(f"{self._database}.{raw}", insert_block=container, fmt="Avro")
+        self._client.command(f"TRUNCATE TABLE `{self._database}`.`{self._staging}`")
+        sql = stage_sql(self._database, self._staging, table)
+        self._client.command(sql, parameters=dict(parameters))
+
+    def staged(self) -> list[dict[str, Any]]:
+        return self.query(staged_sql(self._database, self._staging))
+
+    def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
+        self._client.command(
+            land_sql(self._database, self._staging),
+            parameters=dict(parameters),
+            settings={
+                "insert_deduplication_token": check_token(dedup_token),
+                "insert_deduplicate": 1,
+            },
+        )
 
     def insert_records(self, table: pa.Table, dedup_token: str) -> None:
         self._client.insert_arrow(
@@ -47,9 +80,6 @@ class ServerStore:
 
     def insert_rows(self, table_name: str, table: pa.Table) -> None:
         self._client.insert_arrow(check_table(table_name), table, database=self._database)
-
-    def landed_state(self, keys: Sequence[RecordKey]) -> dict[RecordKey, tuple[int, str]]:
-        return fetch_landed_state(self.query, self._database, keys)
 
     def replace_reference(self, table_name: str, table: pa.Table) -> None:
         check_table(table_name, reference=True)

@@ -1,0 +1,234 @@
+"""The record stage in ClickHouse (`record_sql`): every rule, every enriched column.
+
+The reason codes are held to `validate.py`'s on every case of its rule tests and on
+generated and corrupted records; the enriched columns to the values the former Python
+enrichment produced. All through the real engine (chDB) and the store's own methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+import pytest
+
+from hocba.domain.columns import ENRICHED_COLUMNS
+from hocba.domain.reasons import Reason
+from hocba.landing import RecordStage
+from hocba.pipeline.codec import RECORD_BATCH, decode, load_registry
+from hocba.pipeline.record_sql import STAGING_TABLE, container
+from hocba.pipeline.validate import validate_record
+from hocba.publishing import encode_payload
+from hocba.reference.loader import default_departments, load_reference_dir
+from hocba.reference.model import ReferenceData, School
+from hocba.reference.tables import mirror_reference
+from hocba.store.chdb_store import ChdbStore
+from hocba.synth import CORRUPTION_KINDS, corrupt_record, generate_records
+from tests.unit.test_validate import _SCHOOLS, BASES, CASES
+
+pytestmark = pytest.mark.integration
+
+KEY = b"test-pseudonym-key"
+TAN_AN = School("TH-72-001", "Trường TH Tân An", ("PRIMARY",), "public", "80", "80")
+Record = dict[str, Any]
+
+
+class Stager:
+    """Stages batches with the lander's own `RecordStage` into one chDB store."""
+
+    def __init__(self, store: ChdbStore, reference: ReferenceData) -> None:
+        self.store = store
+        self.registry = load_registry()
+        mirror_reference(store, reference)
+
+    def stage(
+        self,
+        messages: Sequence[Sequence[Record]],
+        sender: str = "SGD-2024-80",
+        key: bytes = KEY,
+        keep_identity: bool = False,
+    ) -> list[dict[str, Any]]:
+        stage = RecordStage.build(key, keep_identity, 5_000)
+        payloads = [encode_payload(self.registry, records) for records in messages]
+        parameters = {
+            **stage.pseudonym_pads,
+            "keep_identity": keep_identity,
+            "senders": [sender] * len(payloads),
+        }
+        self.store.stage_batch(container(stage.schema_json, payloads), stage.structure, parameters)
+        return self.store.query(f"SELECT * FROM test.`{STAGING_TABLE}` ORDER BY m, idx")
+
+    def row(self, record: Record, **options: Any) -> dict[str, Any]:
+        (row,) = self.stage([[record]], **options)
+        return row
+
+
+def _reference(*schools: School) -> ReferenceData:
+    departments = default_departments(2024) + default_departments(2025)
+    return replace(
+        load_reference_dir(None),
+        schools={s.code: s for s in schools},
+        departments={d.code: d for d in departments},
+    )
+
+
+@pytest.fixture(scope="module")
+def stager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stager]:
+    store = ChdbStore(tmp_path_factory.mktemp("stage") / "chdb", "test")
+    store.ensure_schema()
+    try:
+        yield Stager(store, _reference(TAN_AN, *_SCHOOLS))
+    finally:
+        store.close()
+
+
+def _record(**changes: Any) -> Record:
+    return {
+        "personal_id": "080215001234",
+        "student_code": "HS-0001",
+        "full_name": "Nguyễn Thị Lan",
+        "birth_date": date(2015, 9, 5),
+        "gender": "FEMALE",
+        "ethnicity_code": "01",
+        "school_code": TAN_AN.code,
+        "school_year": "2023-2024",
+        "grade": 3,
+        "class_name": "3A",
+        "level": "PRIMARY",
+        "revision": 2,
+        "subjects": [
+            {"subject_code": "TIENG_VIET", "score": 9.0, "assessment": "HOAN_THANH_TOT"},
+            {"subject_code": "DAO_DUC", "score": None, "assessment": "HOAN_THANH"},
+            {"subject_code": "TOAN", "score": 10.0, "assessment": None, "comment": "Giỏi"},
+        ],
+        "learning_result": "HOAN_THANH_TOT",
+        "promotion": "PROMOTED",
+        "completed_grade_programme": True,
+        "days_absent": 3,
+    } | changes
+
+
+def _encodable(mutate: Callable[[Record], Record], base: str) -> Record | None:
+    """A rule case as it arrives: what Avro carries of it, read back as the old pipeline
+    read it (a grade as text cannot be sent at all; a grade `True` arrives as 1)."""
+    registry = load_registry()
+    try:
+        payload = encode_payload(registry, [mutate(BASES[base])])
+    except (TypeError, ValueError, AttributeError):
+        return None
+    record: Record = decode(registry, RECORD_BATCH, payload)["records"][0]
+    return record
+
+
+ENCODABLE = [(name, rec) for name, base, mutate, _ in CASES if (rec := _encodable(mutate, base))]
+
+
+def test_every_rule_case_gets_the_same_reason_code_as_validate_py(stager: Stager) -> None:
+    assert len(ENCODABLE) > 80  # nearly every case of the rule tests can be sent
+    sender = "SGD-2024-01"
+    staged = stager.stage([[record] for _, record in ENCODABLE], sender=sender)
+    got = {name: row["code"] for (name, _), row in zip(ENCODABLE, staged, strict=True)}
+    expected = {}
+    for name, record in ENCODABLE:
+        error = validate_record(record, 0)
+        expected[name] = str(error.code) if error else ""
+    assert got == expected
+
+
+def test_generated_records_pass_and_each_corruption_fails_its_own_rule(stager: Stager) -> None:
+    records = generate_records(_SCHOOLS, count=400, seed=11)
+    assert {r["code"] for r in stager.stage([records])} == {""}
+    corrupted = [corrupt_record(r, kind) for r in records[:60] for kind in CORRUPTION_KINDS]
+    codes = [r["code"] for r in stager.stage([corrupted])]
+    assert codes == [str(validate_record(r, 0).code) for r in corrupted]  # type: ignore[union-attr]
+
+
+def test_rows_are_numbered_by_message_and_position(stager: Stager) -> None:
+    staged = stager.stage([[_record()], [_record(), _record(revision=3)]])
+    assert [(r["m"], r["idx"]) for r in staged] == [(0, 0), (1, 0), (1, 1)]
+
+
+def test_values_come_from_record_school_and_provinces(stager: Stager) -> None:
+    row = stager.row(_record())
+    assert row["level_code"] == "02"
+    assert (row["school_name"], row["school_type"]) == ("Trường TH Tân An", "public")
+    assert (row["province_code_2024"], row["province_name_2024"]) == ("80", "Long An")
+    assert (row["province_code_2025"], row["province_name_2025"]) == ("80", "Tây Ninh")
+    assert row["birth_province_code_2024"] == "80"
+    assert (row["learning_result"], row["conduct_result"], row["promotion"]) == (
+        "HOAN_THANH_TOT",
+        "",
+        "PROMOTED",
+    )
+    assert (row["revision"], row["days_absent"], row["completed_primary"]) == (2, 3, False)
+    assert row["subject_codes"] == ["TIENG_VIET", "DAO_DUC", "TOAN"]
+    assert row["subject_scores"] == [9.0, None, 10.0]
+    assert row["subject_assessments"] == ["HOAN_THANH_TOT", "HOAN_THANH", ""]
+    assert set(row) >= {name for name, _ in ENRICHED_COLUMNS}
+
+
+@pytest.mark.parametrize(
+    ("birth_date", "grade", "age", "on_time"),
+    [
+        (date(2015, 9, 5), 3, 8, True),  # birthday on opening day counts
+        (date(2015, 9, 6), 3, 7, True),  # turns 8 later in the calendar year
+        (date(2015, 1, 1), 2, 8, False),  # a year behind
+        (date(2016, 12, 31), 3, 6, False),  # a year ahead
+    ],
+)
+def test_age_at_school_year_start_and_on_time_grade(
+    stager: Stager, birth_date: date, grade: int, age: int, on_time: bool
+) -> None:
+    row = stager.row(_record(birth_date=birth_date, grade=grade))
+    assert (row["birth_year"], row["age_at_year_start"]) == (birth_date.year, age)
+    assert row["on_time_grade"] is on_time
+
+
+def test_pseudonym_is_the_keyed_hmac_and_identity_is_dropped(stager: Stager) -> None:
+    row = stager.row(_record())
+    expected = hmac.new(KEY, b"080215001234", hashlib.sha256).hexdigest()
+    assert row["student_key"] == expected
+    assert (row["personal_id"], row["full_name"]) == (None, None)
+    assert stager.row(_record(), key=b"other")["student_key"] != expected
+
+
+def test_identity_is_kept_only_on_request(stager: Stager) -> None:
+    row = stager.row(_record(), keep_identity=True)
+    assert (row["personal_id"], row["full_name"]) == ("080215001234", "Nguyễn Thị Lan")
+
+
+def test_unknown_school_is_flagged_after_the_rules(stager: Stager) -> None:
+    valid = BASES["g4"]
+    assert stager.row(valid)["code"] == ""
+    assert stager.row({**valid, "school_code": "NOPE"})["code"] == Reason.ENRICH_UNKNOWN_SCHOOL
+    broken = stager.row({**valid, "school_code": "NOPE", "revision": 0})
+    assert broken["code"] == Reason.VALIDATE_REVISION
+
+
+def test_content_hash_covers_every_field(stager: Stager) -> None:
+    record = _record()
+    changed = _record(subjects=[{**s, "comment": "Giỏi lắm"} for s in record["subjects"]])
+    hashes = [r["content_hash"] for r in stager.stage([[record, record, changed]])]
+    hashes.append(stager.row(_record(birth_date=date(2015, 9, 6)))["content_hash"])
+    assert hashes[0] == hashes[1] and len(set(hashes)) == 3
+
+
+@pytest.mark.parametrize(
+    ("sender", "authorised"),
+    [("SGD-2024-72", True), ("SGD-2025-80", True), ("SGD-2024-80", False)],
+)
+def test_department_may_send_only_for_schools_of_its_province_in_its_edition(
+    stager: Stager, sender: str, authorised: bool
+) -> None:
+    """The school lies in former Tây Ninh (72), now part of Tây Ninh (80)."""
+    school = replace(TAN_AN, code="TH-72-002", province_code_2024="72")
+    mirror_reference(stager.store, _reference(school))
+    try:
+        row = stager.row(_record(school_code=school.code), sender=sender)
+    finally:
+        mirror_reference(stager.store, _reference(TAN_AN, *_SCHOOLS))
+    assert row["authorised"] is authorised
