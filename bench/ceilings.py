@@ -22,7 +22,7 @@ from hocba.domain.messages import RawMessage, Submission
 from hocba.landing import RecordStage
 from hocba.pipeline.codec import STUDENT_RECORD, SchemaRegistry, decode, encode
 from hocba.pipeline.decode import decode_envelope
-from hocba.pipeline.record_sql import container, position
+from hocba.pipeline.record_sql import container
 from hocba.pipeline.verify import Verifier
 from hocba.reference.model import ReferenceData
 from hocba.reference.tables import mirror_reference
@@ -94,16 +94,13 @@ def clickhouse_record_stage(
     try:
         store.stage_batch(data, stage.structure, parameters)
         staged = store.staged()
-        positions = [position(r["m"], r["idx"]) for r in staged]
         return {
             "clickhouse_stage_rows": per_second(
                 len(staged), lambda: store.stage_batch(data, stage.structure, parameters)
             ),
             "clickhouse_insert_rows": per_second(
                 len(staged),
-                lambda: store.land_staged(
-                    {**landing, "positions": positions}, f"bench-{next(rounds)}"
-                ),
+                lambda: store.land_staged(landing, f"bench-{next(rounds)}"),
             ),
         }
     finally:

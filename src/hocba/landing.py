@@ -185,10 +185,14 @@ def _stage_parameters(stage: RecordStage, items: Sequence[Accepted]) -> dict[str
     }
 
 
-def _landing_parameters(items: Sequence[Accepted], positions: list[int]) -> dict[str, Any]:
+def _landing_parameters(
+    items: Sequence[Accepted], to_land: Sequence[Mapping[str, Any]], staged: int
+) -> dict[str, Any]:
+    """Positions only when some staged records stay behind (failed, duplicate, stale)."""
     subs = [i.submission for i in items]
+    subset = len(to_land) < staged
     return {
-        "positions": positions,
+        **({"positions": [position(r["m"], r["idx"]) for r in to_land]} if subset else {}),
         "submission_ids": [s.submission_id for s in subs],
         "senders": [s.sender_code for s in subs],
         "vendors": [s.vendor for s in subs],
@@ -374,8 +378,8 @@ def land_prepared(
         )
         counts.update(figures)
     if to_land:
-        positions = [position(r["m"], r["idx"]) for r in to_land]
-        store.land_staged(_landing_parameters(staged_items, positions), dedup_token(to_land))
+        parameters = _landing_parameters(staged_items, to_land, len(staged))
+        store.land_staged(parameters, dedup_token(to_land))
     store.insert_rows("submissions", arrow_table(SUBMISSION_COLUMNS, audits))
     if rejections:
         rows = [_dead_letter_row(r, worker, now) for r in rejections]

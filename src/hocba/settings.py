@@ -40,10 +40,10 @@ class Settings(BaseSettings):
     database: str = "hocba"
 
     cpu_processes: int = Field(
-        default=1,
+        default=0,
         ge=0,
         le=16,
-        description="child processes that decode/verify/enrich (other cores); 0: a thread",
+        description="child processes that decode envelopes and verify signatures; 0: a thread",
     )
     dedupe_table: bool = Field(
         default=False,

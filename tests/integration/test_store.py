@@ -127,10 +127,14 @@ def stage(store: Store, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return store.staged()
 
 
-def land_staged(store: Store, staged: list[dict[str, Any]], token: str) -> None:
+def land_staged(
+    store: Store, staged: list[dict[str, Any]], token: str, subset: bool = False
+) -> None:
+    """Every staged record, or (`subset`) only those in `staged`, by their positions."""
     messages = range(1 + max(r["m"] for r in staged))
+    positions = [position(r["m"], r["idx"]) for r in staged]
     parameters = {
-        "positions": [position(r["m"], r["idx"]) for r in staged],
+        **({"positions": positions} if subset else {}),
         "submission_ids": [f"s{m}" for m in messages],
         "senders": ["SGD-2024-01" for _ in messages],
         "vendors": ["v" for _ in messages],
@@ -160,7 +164,9 @@ def test_landing_the_same_staged_batch_twice_under_one_token_inserts_once(
     land_staged(store, staged, "batch-1")
     land_staged(store, staged, "batch-1")
     assert count(store, database) == 3
-    land_staged(store, staged[:1], "batch-2")
+    land_staged(store, staged[1:2], "batch-2", subset=True)
+    rows = store.query(f"SELECT student_key, kafka_offset FROM {database}.records")
+    assert sorted(r["kafka_offset"] for r in rows) == [0, 1, 1, 2]  # the subset: message 1
     assert (count(store, database), count(store, database, final=True)) == (4, 3)
 
 

@@ -396,9 +396,11 @@ def staged_sql(database: str, staging: str) -> str:
     )
 
 
-def land_sql(database: str, staging: str) -> str:
-    """Insert the staged records at `{positions:Array(UInt64)}` (m × 2³² + idx), each with
-    its message's landing columns, passed as arrays indexed by the message's position."""
+def land_sql(database: str, staging: str, subset: bool) -> str:
+    """Insert the staged records, each with its message's landing columns (arrays indexed by
+    the message's position); with `subset`, only those at `{positions:Array(UInt64)}`
+    (m × 2³² + idx). Usually every record lands, and the filter would cost a quarter of
+    the insert."""
     landing = {
         "submission_id": "{submission_ids:Array(String)}[m + 1]",
         "sender_code": "{senders:Array(String)}[m + 1]",
@@ -411,12 +413,16 @@ def land_sql(database: str, staging: str) -> str:
     assert tuple(landing) == tuple(name for name, _ in LANDING_COLUMNS)
     enriched = ", ".join(f"`{name}`" for name, _ in ENRICHED_COLUMNS)
     columns = ", ".join(f"`{name}`" for name, _ in RECORD_COLUMNS)
+    where = (
+        " WHERE bitShiftLeft(toUInt64(m), 32) + idx"
+        " IN (SELECT arrayJoin({positions:Array(UInt64)}))"
+        if subset
+        else ""
+    )
     return (
         f"INSERT INTO `{database}`.`records` ({columns})"
         f" SELECT {enriched}, {', '.join(landing.values())}"
-        f" FROM `{database}`.`{staging}`"
-        " WHERE bitShiftLeft(toUInt64(m), 32) + idx"
-        " IN (SELECT arrayJoin({positions:Array(UInt64)}))"
+        f" FROM `{database}`.`{staging}`{where}"
     )
 
 

@@ -39,7 +39,7 @@ class Store(Protocol):
         """Per staged record, in batch order: what landing decides on (`record_sql`)."""
 
     def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
-        """Insert the staged records at the given positions into `records`, one insert."""
+        """Insert the staged records (those at `positions`, if given) into `records`."""
 
     def replace_reference(self, table_name: str, table: pa.Table) -> None: ...
 

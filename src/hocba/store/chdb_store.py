@@ -120,7 +120,7 @@ class ChdbStore:
 
     def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
         settings = f" SETTINGS insert_deduplication_token = '{check_token(dedup_token)}'"
-        sql = land_sql(self._database, STAGING_TABLE) + settings
+        sql = land_sql(self._database, STAGING_TABLE, "positions" in parameters) + settings
         self._run(sql, "CSV", {k: bind_value(v) for k, v in parameters.items()})
 
     def insert_records(self, table: pa.Table, dedup_token: str) -> None:

@@ -58,7 +58,7 @@ class ServerStore:
 
     def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
         self._client.command(
-            land_sql(self._database, self._staging),
+            land_sql(self._database, self._staging, "positions" in parameters),
             parameters=dict(parameters),
             settings={
                 "insert_deduplication_token": check_token(dedup_token),
