@@ -46,7 +46,7 @@ from hocba.trust.pki import KEY_ALGORITHMS, RSA
 from hocba.trust.store import load_trust_store
 
 CEILING_SAMPLE = 2_000
-BATCH_MESSAGES = 200  # HOCBA_BATCH_MAX_MESSAGES' default
+BATCH_MESSAGES = 200  # class messages in a batch cut at HOCBA_BATCH_MAX_BYTES' 8 MiB
 
 
 def _algorithms(text: str) -> tuple[str, ...]:

@@ -239,7 +239,7 @@ def _staged(
     """Stage the batch: the messages staged, those rejected as unreadable, the staged rows.
 
     One unreadable payload fails the whole container, so then the culprits are found and
-    the rest is staged again.
+    the rest is staged again (each round blames at least one message, or raises).
     """
     try:
         _stage_batch(store, stage, items)
@@ -249,8 +249,8 @@ def _staged(
         readable = [i for i in items if id(i.message) not in blamed]
         if not readable:
             return [], rejected, []
-        _stage_batch(store, stage, readable)
-        return readable, rejected, store.staged()
+        staged_items, more, rows = _staged(store, stage, readable)
+        return staged_items, rejected + more, rows
     return list(items), [], store.staged()
 
 

@@ -50,7 +50,16 @@ class Settings(BaseSettings):
         description="layer-1 dedupe in a changelog-backed Faust table (Apache Kafka); off: "
         "an in-process LRU, since the embedded broker stalls Faust table recovery",
     )
-    batch_max_messages: int = 200
+    batch_max_messages: int = Field(
+        default=1_000,
+        ge=1,
+        description="messages taken at once; cut further at HOCBA_BATCH_MAX_BYTES",
+    )
+    batch_max_bytes: int = Field(
+        default=8_388_608,
+        ge=1,
+        description="bytes of messages per batch staged in ClickHouse (~200 class messages)",
+    )
     batch_max_ms: int = 200
     max_message_bytes: int = 1_048_576
     max_records_per_message: int = 5_000

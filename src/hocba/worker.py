@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,7 +42,7 @@ from hocba.store.remote import is_read_only, rows_to_arrow
 
 log = logging.getLogger("hocba.worker")
 MAX_IN_FLIGHT = 3  # batches taken but not yet landed: the store always has the next one
-STREAM_BUFFER_BATCHES = 4  # batches' worth of events Faust may prefetch
+STREAM_BUFFER_BATCHES = 2  # takes' worth of events Faust may prefetch
 
 
 class Role(StrEnum):
@@ -114,6 +114,27 @@ class Ingestor:
         self.thread.shutdown()
 
 
+def by_size(events: Sequence[Any], max_bytes: int) -> Iterator[list[Any]]:
+    """Cut taken events into batches of at most `max_bytes` of message values (a message
+    larger than that is a batch of its own), in order.
+
+    ClickHouse costs ~0.1 s per batch however small, so a batch should hold many records:
+    many messages when they are small (one record each), fewer when they are classes
+    (~40 KB), whose batches would otherwise grow the store's memory for no gain.
+    """
+    batch: list[Any] = []
+    size = 0
+    for event in events:
+        length = len(event.message.value or b"")
+        if batch and size + length > max_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(event)
+        size += length
+    if batch:
+        yield batch
+
+
 def from_handoff(events: Sequence[Any]) -> Prepared:
     """Landing messages back into one batch; an undecodable one is dead-lettered, not lost."""
     accepted: list[Accepted] = []
@@ -175,8 +196,8 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         producer_max_batch_size=1_048_576,
         producer_linger_ms=5,
         # Faust prefetches up to 4,096 events by default: with class-sized messages (~40 KB)
-        # a backlog could put ~160 MB of it in the worker's memory. A few batches ahead keep
-        # the CPU stage fed just as well.
+        # a backlog could put ~160 MB of it in the worker's memory. Two takes ahead keep
+        # the store fed just as well.
         stream_buffer_maxsize=STREAM_BUFFER_BATCHES * settings.batch_max_messages,
     )
     metrics = Metrics()
@@ -217,10 +238,11 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
     async def ingest(stream: Any) -> None:
         """Queue the next batches for the CPU stage while earlier ones land.
 
-        A batch goes to the CPU stage as soon as it is taken, without waiting for the one
-        before it to come back: the child process then starts on the next batch the moment
-        it returns one (awaiting each in turn left it idle ~30 % of the time while results
-        crossed the pipe and the next batch was taken). Deliveries still run one after
+        Each take is cut into batches by size (`by_size`). A batch goes to the CPU stage as
+        soon as it is cut, without waiting for the one before it to come back: the stage
+        then starts on the next batch the moment it returns one (awaiting each in turn left
+        a CPU child idle ~30 % of the time while results crossed the pipe and the next
+        batch was taken). Deliveries still run one after
         another in batch order (the store thread is sequential, so each dedupe lookup sees
         the batches before it), and each delivery acks its own events when it is done, so
         the last batch of a burst is acked without waiting for the next one.
@@ -240,14 +262,16 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
                 await stream.ack(event)
 
         try:
-            async for events in stream.noack_take(
+            async for taken in stream.noack_take(
                 settings.batch_max_messages, within=settings.batch_max_ms / 1000
             ):
-                preparing = asyncio.ensure_future(prepare(events))
-                previous = in_flight[-1] if in_flight else None
-                in_flight.append(asyncio.ensure_future(land_then_ack(previous, events, preparing)))
-                while in_flight and (len(in_flight) > MAX_IN_FLIGHT or in_flight[0].done()):
-                    await in_flight.popleft()
+                for events in by_size(taken, settings.batch_max_bytes):
+                    preparing = asyncio.ensure_future(prepare(events))
+                    previous = in_flight[-1] if in_flight else None
+                    landing = land_then_ack(previous, events, preparing)
+                    in_flight.append(asyncio.ensure_future(landing))
+                    while in_flight and (len(in_flight) > MAX_IN_FLIGHT or in_flight[0].done()):
+                        await in_flight.popleft()
             while in_flight:
                 await in_flight.popleft()
         finally:

@@ -12,14 +12,16 @@ import hmac
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hocba.domain.columns import ENRICHED_COLUMNS
 from hocba.domain.reasons import Reason
-from hocba.landing import RecordStage
+from hocba.landing import RecordStage, land_prepared
 from hocba.pipeline.codec import RECORD_BATCH, decode, load_registry
+from hocba.pipeline.process import process_batch
 from hocba.pipeline.record_sql import STAGING_TABLE, container
 from hocba.pipeline.validate import validate_record
 from hocba.publishing import encode_payload
@@ -28,6 +30,7 @@ from hocba.reference.model import ReferenceData, School
 from hocba.reference.tables import mirror_reference
 from hocba.store.chdb_store import ChdbStore
 from hocba.synth import CORRUPTION_KINDS, corrupt_record, generate_records
+from tests.fuzz.test_fuzz_stages import LANDING, World, raw
 from tests.unit.test_validate import _SCHOOLS, BASES, CASES
 
 pytestmark = pytest.mark.integration
@@ -232,3 +235,26 @@ def test_department_may_send_only_for_schools_of_its_province_in_its_edition(
     finally:
         mirror_reference(stager.store, _reference(TAN_AN, *_SCHOOLS))
     assert row["authorised"] is authorised
+
+
+def test_unreadable_payloads_are_blamed_alone_and_their_neighbours_land(
+    stager: Stager, tmp_path: Path
+) -> None:
+    """A short payload fails the whole container in ClickHouse; landing finds each culprit
+    and stages the rest again, so only the culprits become dead letters."""
+    world = World(tmp_path / "world")
+    payload = world.submission.payload
+    short = raw(world.envelope(payload[: len(payload) // 2]))
+    overcounted = raw(world.envelope(payload[:10] + bytes([payload[10] + 2]) + payload[11:]))
+    good = [raw(v) for v in world.valid[1:3]]
+    batch = [good[0], short, overcounted, good[1]]
+    mirror_reference(stager.store, world.ctx.reference)
+    try:
+        result = land_prepared(stager.store, process_batch(batch, world.ctx), LANDING, "test")
+    finally:
+        mirror_reference(stager.store, _reference(TAN_AN, *_SCHOOLS))
+    assert [(r.message, r.code) for r in result.rejected] == [
+        (short, Reason.DECODE_MALFORMED),
+        (overcounted, Reason.DECODE_MALFORMED),
+    ]
+    assert result.outcomes[("accepted", "")] == 2

@@ -16,7 +16,7 @@ ENRICHED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("grade", "UInt8"),
     ("student_key", "String"),  # keyed HMAC-SHA256 of personal_id, hex
     ("revision", "UInt32"),
-    ("content_hash", "String"),  # sha256 hex of the record as received
+    ("content_hash", "String"),  # sha256 hex of ClickHouse's text of the record as received
     ("student_code", "String"),
     ("level", "LowCardinality(String)"),  # PRIMARY | LOWER_SECONDARY | UPPER_SECONDARY
     ("level_code", "LowCardinality(String)"),  # 02 | 03 | 04 (Decision 4998/QĐ-BGDĐT)
