@@ -1,11 +1,12 @@
-"""The pure pipeline in a child process, so one worker uses a second core.
+"""The CPU stage (envelopes, signatures) in child processes: `HOCBA_CPU_PROCESSES` ≥ 1.
 
-Decoding, validating and enriching are pure Python and hold the GIL; landing (Arrow
-building, chDB) and Faust's event loop need it too. Moving the CPU stage to a child
-process lets both run at once (DESIGN §9: verification and landing must not block the
-event loop). The child owns its own hot-reloaded context (trust store, reference data)
-and reports when that context was loaded, so the parent can expose its age and refresh
-the reference mirror. A spawned (not forked) child: the parent runs chDB and Kafka threads.
+It holds the GIL, as Faust's event loop and landing's Python do; in a child it runs beside
+them (DESIGN §9: verification and landing must not block the event loop). Since ClickHouse
+reads the records, this stage is light and the default is a thread; children pay on larger
+pods with many small messages. Each child owns its own hot-reloaded context (trust store,
+reference data) and reports when that context was loaded, so the parent can expose its age
+and refresh the reference mirror. A spawned (not forked) child: the parent runs chDB and
+Kafka threads.
 """
 
 from __future__ import annotations

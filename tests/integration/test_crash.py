@@ -127,7 +127,10 @@ def test_sigkill_at_random_points_counts_every_record_once(
 ) -> None:
     rng = random.Random(SEED)
     settings = isolated_settings(
-        tmp_path / "data", trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+        tmp_path / "data",
+        trust_dir=scenario.trust_dir,
+        reference_dir=scenario.reference_dir,
+        cpu_processes=1,  # not the default: the child must die with its SIGKILLed worker
     )
     load_reference(settings, scenario.reference)
     good = signed_messages(scenario, batch_size=BATCH)
@@ -151,6 +154,7 @@ def test_sigkill_at_random_points_counts_every_record_once(
         time.sleep(rng.uniform(0.0, 0.5))  # a random point while it lands
         assert worker.poll() is None, f"worker died on its own, see {log}"
         children = child_pids(worker.pid)
+        assert children, "the worker should have started its CPU child"
         worker.kill()
         worker.wait()
         assert_exit_soon(children)

@@ -1,11 +1,12 @@
 """The record stage as ClickHouse SQL: parse, validate and enrich every record of a batch.
 
-Python reading each record costs more than fastavro alone (~150 µs of CPU per record with
+Python reading each record cost more than fastavro alone (~150 µs of CPU per record with
 validation, enrichment and landing); ClickHouse parses the same Avro ~8× faster than fastavro
-and evaluates the rules column-wise (issue 8, `bench/clickhouse_stage.py`). So after Python
-verified each message's signature, the payloads' record bodies are concatenated behind one
-Avro container header and one `INSERT … SELECT` stages the whole batch: every record with
-its reason code ('' when it passes), its record key and its enriched columns.
+and evaluates the rules column-wise (issue 8, `bench/RESULTS.md`). So after Python
+verified each message's signature, the payloads' record bodies are put behind one Avro
+container header (a block per message) and one `INSERT … SELECT` stages the whole batch:
+every record with its reason code ('' when it passes), its record key and its enriched
+columns.
 
 The rules are generated from `rules_data`, the same tables `validate.py` reads, and a test
 holds the two to the same reason code on every case of the rule tests. `validate.py` stays
