@@ -191,9 +191,10 @@ def test_age_at_school_year_start_and_on_time_grade(
     assert row["on_time_grade"] is on_time
 
 
-def test_pseudonym_is_the_keyed_hmac_and_identity_is_dropped(stager: Stager) -> None:
-    row = stager.row(_record())
-    expected = hmac.new(KEY, b"080215001234", hashlib.sha256).hexdigest()
+@pytest.mark.parametrize("key", [KEY, b"k" * 64, b"a longer key than the block " * 3])
+def test_pseudonym_is_the_keyed_hmac_and_identity_is_dropped(stager: Stager, key: bytes) -> None:
+    row = stager.row(_record(), key=key)
+    expected = hmac.new(key, b"080215001234", hashlib.sha256).hexdigest()
     assert row["student_key"] == expected
     assert (row["personal_id"], row["full_name"]) == (None, None)
     assert stager.row(_record(), key=b"other")["student_key"] != expected

@@ -1,9 +1,9 @@
 """The national progress report against a real chDB store loaded with a known set.
 
-Rows go straight into the store (no broker: what is tested is the SQL), with the three
-things that break naive counting mixed in: the same batch re-delivered under its token, the
-same records re-landed under another token (a second landing), and corrections (higher
-revision, changed result, one from another sender). Nothing is OPTIMIZEd.
+Rows go straight into the store (no broker: what is tested is the SQL), with the things that
+break naive counting mixed in: a whole batch landed twice (the same block), some records
+landed again in another block, and corrections (higher revision, changed result, one from
+another sender). Nothing is OPTIMIZEd.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import pytest
 from typer.testing import CliRunner
 
 from hocba.cli.main import app
-from hocba.pipeline.rows import records_table
 from hocba.reference.loader import default_departments
 from hocba.reference.model import ExpectedEnrollment, ReferenceData
 from hocba.reference.provinces import former_to_current, provinces_2024, provinces_2025
@@ -99,9 +98,9 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             store.replace_reference(name, table)
         rows = [row(p, g, n) for (p, g), count in LANDED.items() for n in range(count)]
         land(store, rows)
-        land(store, rows)  # re-delivered under the same token: dropped by ClickHouse
+        land(store, rows)  # the same block again: dropped by ClickHouse
         again = [r for r in rows if r["province_code_2024"] == "01" and r["grade"] == 1][:3]
-        store.insert_records(records_table(again), "second-landing")  # landed twice
+        land(store, again)  # landed twice: another block, only FINAL/uniq collapse it
         corrections = [
             row("79", 3, 0, revision=2, learning_result="HOAN_THANH_TOT", content_hash="c0"),
             row(

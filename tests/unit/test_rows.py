@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from hocba.domain.columns import DEPARTMENT_COLUMNS, RECORD_COLUMNS
-from hocba.pipeline.rows import arrow_field, arrow_schema, arrow_table, dedup_token, records_table
+from hocba.pipeline.rows import arrow_field, arrow_schema, arrow_table, dedup_token
 
 SENT = datetime(2025, 9, 5, 7, 30, 1, 250000, tzinfo=UTC)
 
@@ -89,9 +89,9 @@ def test_unmapped_types_are_refused(clickhouse_type: str) -> None:
         arrow_field("c", clickhouse_type)
 
 
-def test_records_table_has_every_column_with_its_type_and_values() -> None:
+def test_a_records_table_has_every_column_with_its_type_and_values() -> None:
     rows = [record(), record(student_key="ef" * 32, full_name=None)]
-    table = records_table(rows)
+    table = arrow_table(RECORD_COLUMNS, rows)
     assert table.schema == arrow_schema(RECORD_COLUMNS)
     assert table.column_names == [name for name, _ in RECORD_COLUMNS]
     assert table.to_pylist() == rows
@@ -99,19 +99,19 @@ def test_records_table_has_every_column_with_its_type_and_values() -> None:
 
 def test_null_in_a_non_nullable_column_is_refused() -> None:
     with pytest.raises(ValueError, match="'school_code' is not Nullable"):
-        records_table([record(school_code=None)])
+        arrow_table(RECORD_COLUMNS, [record(school_code=None)])
 
 
 def test_missing_column_is_refused() -> None:
     row = record()
     del row["landed_at"]
     with pytest.raises(KeyError, match="landed_at"):
-        records_table([row])
+        arrow_table(RECORD_COLUMNS, [row])
 
 
 def test_out_of_range_integer_is_refused() -> None:
     with pytest.raises((pa.ArrowInvalid, OverflowError)):
-        records_table([record(grade=256)])
+        arrow_table(RECORD_COLUMNS, [record(grade=256)])
 
 
 def test_reference_rows_with_dates_and_nullable_dates() -> None:
@@ -131,7 +131,7 @@ def test_reference_rows_with_dates_and_nullable_dates() -> None:
 
 
 def test_empty_batch_gives_an_empty_typed_table() -> None:
-    table = records_table([])
+    table = arrow_table(RECORD_COLUMNS, [])
     assert table.num_rows == 0
     assert table.schema == arrow_schema(RECORD_COLUMNS)
 

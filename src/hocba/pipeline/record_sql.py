@@ -16,6 +16,7 @@ failed here. This module only builds bytes and SQL text; the store runs them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -52,9 +53,10 @@ _HMAC = (
 
 
 def hmac_pads(key: bytes) -> dict[str, str]:
-    """HMAC-SHA256 = SHA256(outer pad ‖ SHA256(inner pad ‖ message)) for keys ≤ 64 bytes."""
+    """HMAC-SHA256 = SHA256(outer pad ‖ SHA256(inner pad ‖ message)) (RFC 2104: a key longer
+    than the 64-byte block is hashed first)."""
     if len(key) > 64:
-        raise ValueError("the pseudonym key must be at most 64 bytes")
+        key = hashlib.sha256(key).digest()
     padded = key.ljust(64, b"\0")
     return {
         "hmac_inner": bytes(b ^ 0x36 for b in padded).hex(),

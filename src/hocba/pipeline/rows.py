@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from hocba.domain.columns import RECORD_COLUMNS, RECORD_KEY
+from hocba.domain.columns import RECORD_KEY
 
 _SCALARS: dict[str, pa.DataType] = {
     "String": pa.string(),
@@ -79,10 +79,6 @@ def arrow_table(columns: Sequence[tuple[str, str]], rows: Sequence[Mapping[str, 
             )
         arrays.append(array)
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def records_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
-    return arrow_table(RECORD_COLUMNS, rows)
 
 
 def dedup_token(rows: Sequence[Mapping[str, Any]]) -> str:

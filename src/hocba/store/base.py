@@ -27,9 +27,6 @@ class StoreLockedError(RuntimeError):
 class Store(Protocol):
     def ensure_schema(self) -> None: ...
 
-    def insert_records(self, table: pa.Table, dedup_token: str) -> None:
-        """One insert per batch; repeating a token makes the repeated insert a no-op."""
-
     def insert_rows(self, table_name: str, table: pa.Table) -> None: ...
 
     def stage_batch(self, container: bytes, structure: str, parameters: Mapping[str, Any]) -> None:

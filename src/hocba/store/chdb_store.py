@@ -7,8 +7,10 @@ chDB facts this class is built around (chdb-core 26.9):
 - The server locks `<dir>/status` (flock) and writes its PID there; a second process fails
   with a bare "Error initializing EmbeddedServer" (the "Cannot lock file" text only reaches
   stderr), so the lock is probed here to raise `StoreLockedError` naming the holder.
-- Inserts stream Arrow IPC bytes into `INSERT … FORMAT ArrowStream` (`send_insert`), the
-  fastest path measured; the dedup token goes into the INSERT's SETTINGS clause.
+- Audit rows stream Arrow IPC bytes into `INSERT … FORMAT ArrowStream` (`send_insert`), the
+  fastest path measured; `send_insert` refuses `INSERT … SELECT`, so a batch's Avro container
+  is read with `file()` from a file beside the data. The dedup token of the records insert
+  goes into its SETTINGS clause.
 - Query parameters are handed to the engine as text, in the same escaped form a server's
   HTTP interface takes, so they are encoded with clickhouse-connect's own encoder.
 - Close explicitly: a process that exits with a session open has been seen to segfault.
@@ -123,12 +125,19 @@ class ChdbStore:
         sql = land_sql(self._database, STAGING_TABLE, "positions" in parameters) + settings
         self._run(sql, "CSV", {k: bind_value(v) for k, v in parameters.items()})
 
-    def insert_records(self, table: pa.Table, dedup_token: str) -> None:
-        settings = f"SETTINGS insert_deduplication_token = '{check_token(dedup_token)}'"
-        self._insert("records", table, settings)
-
     def insert_rows(self, table_name: str, table: pa.Table) -> None:
-        self._insert(check_table(table_name), table, "")
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        columns = ", ".join(f"`{name}`" for name in table.column_names)
+        sql = f"INSERT INTO `{self._database}`.`{check_table(table_name)}` ({columns})"
+        with self._lock:
+            inserter = self._open().send_insert(sql, "ArrowStream")
+            try:
+                inserter.append(sink.getvalue().to_pybytes())
+                inserter.finish()
+            finally:
+                inserter.cancel()  # no-op after finish(); frees the connection on error
 
     def replace_reference(self, table_name: str, table: pa.Table) -> None:
         check_table(table_name, reference=True)
@@ -145,20 +154,6 @@ class ChdbStore:
             if self._session is not None:
                 self._session.close()
                 self._session = None
-
-    def _insert(self, table_name: str, table: pa.Table, settings: str) -> None:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        columns = ", ".join(f"`{name}`" for name in table.column_names)
-        sql = f"INSERT INTO `{self._database}`.`{table_name}` ({columns}) {settings}"
-        with self._lock:
-            inserter = self._open().send_insert(sql, "ArrowStream")
-            try:
-                inserter.append(sink.getvalue().to_pybytes())
-                inserter.finish()
-            finally:
-                inserter.cancel()  # no-op after finish(); frees the connection on error
 
     def _run(self, sql: str, fmt: str = "CSV", params: Mapping[str, str] | None = None) -> Any:
         with self._lock:

@@ -35,10 +35,6 @@ class FaultyStore:
         self._check()
         self._inner.ensure_schema()
 
-    def insert_records(self, table: pa.Table, dedup_token: str) -> None:
-        self._check()
-        self._inner.insert_records(table, dedup_token)
-
     def insert_rows(self, table_name: str, table: pa.Table) -> None:
         self._check()
         self._inner.insert_rows(table_name, table)

@@ -71,9 +71,6 @@ class WorkerStore:
     def ensure_schema(self) -> None:
         self._read_only()
 
-    def insert_records(self, table: pa.Table, dedup_token: str) -> None:
-        self._read_only()
-
     def insert_rows(self, table_name: str, table: pa.Table) -> None:
         self._read_only()
 

@@ -1,9 +1,10 @@
 """The server backend: a ClickHouse server over HTTP(S) through clickhouse-connect.
 
-Every worker process can hold its own client (no directory lock, unlike chDB). Inserts send
-the Arrow table as is (`insert_arrow`), queries come back as Arrow (`query_arrow`), so rows
-have the same Python types as `ChdbStore` returns. The dedup token travels as the
-`insert_deduplication_token` setting; async inserts must stay off for it to apply.
+Every worker process can hold its own client (no directory lock, unlike chDB). Audit rows go
+in as Arrow tables (`insert_arrow`), a batch's Avro container as it is (`raw_insert`), and
+queries come back as Arrow (`query_arrow`), so rows have the same Python types as `ChdbStore`
+returns. The dedup token travels as the `insert_deduplication_token` setting; async inserts
+must stay off for it to apply.
 """
 
 from __future__ import annotations
@@ -60,17 +61,6 @@ class ServerStore:
         self._client.command(
             land_sql(self._database, self._staging, "positions" in parameters),
             parameters=dict(parameters),
-            settings={
-                "insert_deduplication_token": check_token(dedup_token),
-                "insert_deduplicate": 1,
-            },
-        )
-
-    def insert_records(self, table: pa.Table, dedup_token: str) -> None:
-        self._client.insert_arrow(
-            "records",
-            table,
-            database=self._database,
             settings={
                 "insert_deduplication_token": check_token(dedup_token),
                 "insert_deduplicate": 1,
