@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hocba.backoff import Backpressure, retry_outage
+from hocba.context import dir_fingerprint
 from hocba.landing import LandResult, RecordStage, land_prepared
 from hocba.metrics import Metrics
 from hocba.pipeline.deadletter import DeadLetter
@@ -50,6 +51,7 @@ class Lander:
             settings.max_records_per_message,
         )
         self.store: Store | None = None
+        self.reference_fingerprint = ""  # of the reference files last mirrored
         self.totals: dict[str, int] = {}
 
     async def _store(self) -> Store:
@@ -97,24 +99,28 @@ class Lander:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.thread, store.query, sql, parameters)
 
-    async def mirror_reference(self) -> None:
-        """Copy the reference directory into the store's reference tables (analysts join
-        them), after every reload: `hocba reference load` cannot while we hold chDB."""
+    async def _mirror_reference(self, store: Store) -> None:
+        """Copy the reference directory into the store's reference tables whenever its files
+        changed: the record stage joins them, analysts too, and `hocba reference load`
+        cannot write them while we hold chDB. Checked before every batch, in every role (a
+        `land` worker has no CPU stage of its own to notice a reload); a few stat calls."""
         directory = self.settings.reference_dir
-        if directory is None:
+        fingerprint = dir_fingerprint(directory)
+        if directory is None or fingerprint == self.reference_fingerprint:
             return
-        store = await self._store()
+        self.reference_fingerprint = fingerprint  # a broken file is reported once, not per batch
 
         def mirror() -> None:
             mirror_reference(store, load_reference_dir(directory))
 
         try:
             await asyncio.get_running_loop().run_in_executor(self.thread, mirror)
-        except Exception as exc:  # the mirror is for analysts; landing must go on
+        except Exception as exc:  # keep the last good tables; landing must go on
             log.error("could not mirror the reference data into the store: %s", exc)
 
     async def land(self, prepared: Prepared) -> LandResult:
         store = await self._store()
+        await self._mirror_reference(store)
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         redelivered = self._redelivered(prepared)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -74,7 +74,6 @@ class Ingestor:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.metrics = metrics
         self.loaded_at = 0.0
-        self.on_reload: Callable[[], Awaitable[None]] | None = None
         self.pool = CpuPool(settings) if settings.cpu_processes else None
         self.contexts = ContextLoader(settings)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-cpu")
@@ -87,7 +86,7 @@ class Ingestor:
             ctx = await loop.run_in_executor(self.thread, self.contexts.current)
             prepared = await loop.run_in_executor(self.thread, process_batch, messages, ctx)
             loaded_at = self.contexts.loaded_at
-        await self._loaded(loaded_at)
+        self._loaded(loaded_at)
         self.metrics.batch_messages.observe(len(messages))
         self.metrics.process_seconds.observe(prepared.clock.total_s)
         self.metrics.verify_seconds.observe(prepared.clock.verify_s)
@@ -95,18 +94,16 @@ class Ingestor:
 
     async def refresh(self) -> None:
         if self.pool is not None:
-            await self._loaded(await self.pool.refresh())
+            self._loaded(await self.pool.refresh())
         else:
             await asyncio.get_running_loop().run_in_executor(self.thread, self.contexts.refresh)
-            await self._loaded(self.contexts.loaded_at)
+            self._loaded(self.contexts.loaded_at)
 
-    async def _loaded(self, loaded_at: float) -> None:
-        """A new trust/reference context took effect: update the age, tell the lander."""
+    def _loaded(self, loaded_at: float) -> None:
+        """A new trust/reference context took effect: update its age."""
         if loaded_at > self.loaded_at:  # children report in any order; only newer counts
             self.metrics.set_ages(loaded_at)
             self.loaded_at = loaded_at
-            if self.on_reload is not None:
-                await self.on_reload()
 
     def stop(self) -> None:
         if self.pool is not None:
@@ -208,8 +205,6 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         else None
     )
     ingestor = Ingestor(settings, metrics) if role is not Role.LAND else None
-    if ingestor is not None and lander is not None:
-        ingestor.on_reload = lander.mirror_reference
     source = settings.landing_topic if role is Role.LAND else settings.submissions_topic
 
     async def hand_off(prepared: Prepared) -> None:

@@ -8,7 +8,7 @@ from hocba.kafka.broker import EmbeddedBroker
 from hocba.kafka.producer import Outgoing
 from hocba.scenario import Scenario, bad_messages, build_scenario, signed_messages
 from tests.conftest import isolated_settings
-from tests.integration.harness import Run, load_reference, query, run_pipeline
+from tests.integration.harness import Run, query, run_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,8 @@ def run(
         reference_dir=scenario.reference_dir,
         dedupe_table=dedupe_table,
     )
-    load_reference(settings, scenario.reference)
+    # No `load_reference`: every landing role must copy the reference directory into the
+    # store itself, since ClickHouse enriches the records from those tables.
     good, bad = published
     return run_pipeline(
         settings, broker.bootstrap, [*good, *bad], data_dir / "worker.log", verifiers=verifiers
