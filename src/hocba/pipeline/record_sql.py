@@ -82,26 +82,35 @@ def _avro_bytes(value: bytes) -> bytes:
 
 
 def batch_schema_json(version_dir: Path) -> str:
-    """RecordBatch with StudentRecord inlined and its logical types kept (the parsing
-    canonical form drops them, and ClickHouse would then read a date as a plain int)."""
+    """The container's schema: a RecordBatch led by `m`, the message's position in the batch,
+    with StudentRecord inlined and its logical types kept (the parsing canonical form drops
+    them, and ClickHouse would then read a date as a plain int)."""
     record = json.loads((version_dir / "StudentRecord.avsc").read_text(encoding="utf-8"))
     batch = json.loads((version_dir / "RecordBatch.avsc").read_text(encoding="utf-8"))
     batch["fields"][0]["type"]["items"] = record
-    return json.dumps(batch)
+    position_field = {"name": "m", "type": "int", "doc": "the message's position in the batch"}
+    return json.dumps(
+        {**batch, "name": "StagedBatch", "fields": [position_field, *batch["fields"]]}
+    )
 
 
 def container(schema_json: str, payloads: Sequence[bytes]) -> bytes:
     """One Avro object container: the header, then each payload's body as a block of its
-    own, in order, so ClickHouse's row number is the message's position in the batch.
+    own, behind its position `m` (a record's fields are its fields' encodings in order, so
+    the position's varint and the payload's body make one StagedBatch).
 
-    A block per message, not one for all: the reader takes a block's declared size as a
-    fence, so a payload that is cut short fails on its own bytes instead of reading on into
-    the next message's records.
+    The position travels in the data, so nothing depends on the order ClickHouse reads the
+    rows in. A block per message, not one for all: the reader takes a block's declared size
+    as a fence, so a payload that is cut short fails on its own bytes instead of reading on
+    into the next message's records.
     """
     meta = {b"avro.schema": schema_json.encode(), b"avro.codec": b"null"}
     header = b"Obj\x01" + _zigzag(len(meta))
     header += b"".join(_avro_bytes(k) + _avro_bytes(v) for k, v in meta.items())
-    blocks = (_zigzag(1) + _avro_bytes(p[HEADER_LEN:]) + SYNC_MARKER for p in payloads)
+    blocks = (
+        _zigzag(1) + _avro_bytes(_zigzag(m) + p[HEADER_LEN:]) + SYNC_MARKER
+        for m, p in enumerate(payloads)
+    )
     return header + _zigzag(0) + SYNC_MARKER + b"".join(blocks)
 
 
@@ -138,9 +147,9 @@ def clickhouse_type(schema: Any) -> str:
 
 
 def batch_structure(schema_json: str) -> str:
-    """The `records Array(Tuple(…))` structure for `file()`/`input()`."""
-    (field,) = json.loads(schema_json)["fields"]
-    return f"{field['name']} {clickhouse_type(field['type'])}"
+    """The `m Int32, records Array(Tuple(…))` structure for `file()` and the raw table."""
+    fields = json.loads(schema_json)["fields"]
+    return ", ".join(f"{field['name']} {clickhouse_type(field['type'])}" for field in fields)
 
 
 # --- Validation: `validate.RULES` as one expression -----------------------------------------
@@ -367,7 +376,7 @@ def stage_sql(database: str, staging: str, source: str) -> str:
     return (
         f"INSERT INTO {db}.`{staging}` ({', '.join(staged)})"
         f" SELECT {', '.join(staged.values())}"
-        f" FROM (SELECT toUInt32(rowNumberInAllBlocks()) AS m, records FROM {source}) AS batch"
+        f" FROM (SELECT toUInt32(m) AS m, records FROM {source}) AS batch"
         " ARRAY JOIN records AS r, arrayEnumerate(records) AS idx"
         f" LEFT JOIN {db}.schools AS s ON s.code = r.school_code"
         f" LEFT JOIN {db}.provinces AS p24 ON p24.edition = 2024"
