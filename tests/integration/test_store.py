@@ -171,6 +171,31 @@ def test_landing_the_same_staged_batch_twice_under_one_token_inserts_once(
     assert (count(store, database), count(store, database, final=True)) == (4, 3)
 
 
+def test_server_stores_stage_in_tables_of_their_own(tmp_path: Path, database: str) -> None:
+    """Every worker lands directly on a server: two batches staged at once must not mix,
+    and a store's staging tables go when it closes."""
+    url = f"chdb://{tmp_path / 'chdb'}"
+    first, second = ServerStore(url, database), ServerStore(url, database)
+    first.ensure_schema()
+    try:
+        stage(first, [BASES["g4"]])
+        stage(second, [BASES["g7"], BASES["g11"]])
+        assert (len(first.staged()), len(second.staged())) == (1, 2)
+    finally:
+        first.close()
+        second.close()
+    check = ServerStore(url, database)
+    try:
+        tables = check.query(
+            "SELECT name FROM system.tables WHERE database = {db:String}"
+            " AND name LIKE 'record_staging%'",
+            {"db": database},
+        )
+    finally:
+        check.close()
+    assert tables == []
+
+
 def test_the_same_rows_landed_twice_collapse_under_final(store: Store, database: str) -> None:
     rows = [record(f"s{i}") for i in range(10)]
     land(store, rows)

@@ -29,7 +29,7 @@ from hocba.pipeline.codec import HEADER_LEN
 from hocba.reference.loader import LEVEL_CODES
 
 LEVELS = tuple(LEVEL_CODES)
-STAGING_TABLE = "record_staging"  # a server store adds its worker's name: one per lander
+STAGING_TABLE = "record_staging"  # a server store adds a suffix: one table per store
 SYNC_MARKER = b"hocba-container!"  # any 16 bytes: the container is written and read once
 
 # Staged per record besides the enriched columns: its message's position in the batch, its
@@ -38,14 +38,13 @@ STAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("m", "UInt32"),
     ("idx", "UInt32"),
     ("code", "LowCardinality(String)"),
-    ("school_known", "Bool"),
     ("authorised", "Bool"),
     ("department_province", "LowCardinality(String)"),
     *ENRICHED_COLUMNS,
 )
 
-# The personal ID is the HMAC's message; the key travels as its two pads (parameters, so the
-# key never appears in SQL text or a server's query log).
+# The personal ID is the HMAC's message; the key travels as its two pads, as query
+# parameters, so it never appears in the SQL text.
 _HMAC = (
     "lower(hex(SHA256(concat(unhex({hmac_outer:String}),"
     " SHA256(concat(unhex({hmac_inner:String}), r.personal_id))))))"
@@ -349,9 +348,10 @@ def _enriched() -> dict[str, str]:
 
 
 def staging_ddl(database: str, staging: str) -> str:
-    """A Memory table: it holds one batch between staging and landing, nothing durable."""
+    """A Memory table: it holds one batch between staging and landing, nothing durable, so
+    it is replaced at every start (a new version may stage other columns)."""
     columns = ", ".join(f"`{name}` {ch_type}" for name, ch_type in STAGE_COLUMNS)
-    return f"CREATE TABLE IF NOT EXISTS `{database}`.`{staging}` ({columns}) ENGINE = Memory"
+    return f"CREATE OR REPLACE TABLE `{database}`.`{staging}` ({columns}) ENGINE = Memory"
 
 
 def stage_sql(database: str, staging: str, source: str) -> str:
@@ -366,7 +366,6 @@ def stage_sql(database: str, staging: str, source: str) -> str:
         "m": "m",
         "idx": "toUInt32(idx - 1)",
         "code": validation_sql(),
-        "school_known": "s.code != ''",
         "authorised": authorised,
         "department_province": "d.province_code",
         **_enriched(),

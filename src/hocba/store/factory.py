@@ -25,9 +25,7 @@ def open_store(settings: Settings) -> Store:
     if settings.clickhouse_url is not None:
         from hocba.store.server_store import ServerStore
 
-        store = ServerStore(
-            settings.clickhouse_url.get_secret_value(), settings.database, settings.worker_name
-        )
+        store = ServerStore(settings.clickhouse_url.get_secret_value(), settings.database)
     else:
         from hocba.store.chdb_store import ChdbStore
 

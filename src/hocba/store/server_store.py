@@ -9,7 +9,8 @@ must stay off for it to apply.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,32 +27,33 @@ from hocba.store.schema import schema_statements
 
 
 class ServerStore:
-    def __init__(self, url: str, database: str, lander: str = "") -> None:
+    def __init__(self, url: str, database: str) -> None:
         self._database = check_database(database)
         self._client = clickhouse_connect.get_client(dsn=url, autogenerate_session_id=False)
-        # Every worker lands directly on a server, so each stages batches in a table of its own.
-        self._staging = check_database(
-            f"{STAGING_TABLE}_{hashlib.sha256(lander.encode()).hexdigest()[:12]}"
-        )
+        # Every worker lands directly on a server: each store stages in tables of its own,
+        # made at its first batch and dropped when it closes (a killed worker leaves two
+        # empty Memory tables behind; `record_staging_*` may be dropped when no worker runs).
+        self._staging = f"{STAGING_TABLE}_{uuid.uuid4().hex[:12]}"
+        self._raw = f"{self._staging}_avro"
+        self._raw_structure = ""
 
     def ensure_schema(self) -> None:
         for statement in schema_statements(self._database):
             self._client.command(statement)
-        self._client.command(staging_ddl(self._database, self._staging))
 
     def stage_batch(self, container: bytes, structure: str, parameters: Mapping[str, Any]) -> None:
-        """The container goes in as it is (`raw_insert … FORMAT Avro`) into a Memory table of
-        this lander's, then is staged from there: one path for HTTP and the chdb backend
+        """The container goes in as it is (`raw_insert … FORMAT Avro`) into a Memory table,
+        then is staged from there: one path for HTTP and clickhouse-connect's chdb backend
         (which takes no binary request body)."""
-        raw = check_database(
-            f"{self._staging}_{hashlib.sha256(structure.encode()).hexdigest()[:8]}"
-        )
-        table = f"`{self._database}`.`{raw}`"
-        self._client.command(f"CREATE TABLE IF NOT EXISTS {table} ({structure}) ENGINE = Memory")
-        self._client.command(f"TRUNCATE TABLE {table}")
-        self._client.raw_insert(f"{self._database}.{raw}", insert_block=container, fmt="Avro")
+        raw = f"`{self._database}`.`{self._raw}`"
+        if structure != self._raw_structure:
+            self._client.command(staging_ddl(self._database, self._staging))
+            self._client.command(f"CREATE OR REPLACE TABLE {raw} ({structure}) ENGINE = Memory")
+            self._raw_structure = structure
+        self._client.command(f"TRUNCATE TABLE {raw}")
+        self._client.raw_insert(f"{self._database}.{self._raw}", insert_block=container, fmt="Avro")
         self._client.command(f"TRUNCATE TABLE `{self._database}`.`{self._staging}`")
-        sql = stage_sql(self._database, self._staging, table)
+        sql = stage_sql(self._database, self._staging, raw)
         self._client.command(sql, parameters=dict(parameters))
 
     def staged(self) -> list[dict[str, Any]]:
@@ -83,4 +85,9 @@ class ServerStore:
         return result.to_pylist()  # type: ignore[no-any-return]
 
     def close(self) -> None:
+        if self._raw_structure:
+            # Best effort: a server that is gone keeps two empty Memory tables, nothing more.
+            with contextlib.suppress(Exception):
+                for table in (self._staging, self._raw):
+                    self._client.command(f"DROP TABLE IF EXISTS `{self._database}`.`{table}`")
         self._client.close()
