@@ -230,6 +230,11 @@ def test_reference_replace_leaves_only_the_new_set(store: Store, database: str) 
     store.replace_reference("provinces", arrow_table(PROVINCE_COLUMNS, old))
     store.replace_reference("provinces", arrow_table(PROVINCE_COLUMNS, new))
     assert store.query(f"SELECT code, name, edition FROM {database}.provinces") == new
+    leftovers = store.query(
+        "SELECT name FROM system.tables WHERE database = {db:String} AND name LIKE '%_next_%'",
+        {"db": database},
+    )
+    assert leftovers == []  # the old set was exchanged out and dropped
 
 
 def test_only_reference_tables_can_be_replaced(store: Store) -> None:

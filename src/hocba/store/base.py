@@ -8,6 +8,7 @@ and a test double is a few lines. Parameters in `query()` use ClickHouse's own
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -58,6 +59,22 @@ def check_token(token: str) -> str:
     if not _TOKEN.match(token):
         raise ValueError(f"invalid deduplication token {token!r}")
     return token
+
+
+def reference_swap(database: str, table_name: str) -> tuple[str, str, str, str]:
+    """(a fresh table's name, and the statements to create it like `table_name`, exchange the
+    two, drop the old set). Readers never see a half-replaced table: the record stage joins
+    the reference tables, and a `TRUNCATE` then insert left a moment with no schools, in
+    which a concurrent batch on a server would have dead-lettered every record."""
+    check_table(table_name, reference=True)
+    fresh = f"{table_name}_next_{uuid.uuid4().hex[:12]}"
+    db = f"`{database}`"
+    return (
+        fresh,
+        f"CREATE TABLE {db}.`{fresh}` AS {db}.`{table_name}`",
+        f"EXCHANGE TABLES {db}.`{fresh}` AND {db}.`{table_name}`",
+        f"DROP TABLE {db}.`{fresh}`",
+    )
 
 
 def check_table(table_name: str, *, reference: bool = False) -> str:

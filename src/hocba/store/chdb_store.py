@@ -43,6 +43,7 @@ from hocba.store.base import (
     check_database,
     check_table,
     check_token,
+    reference_swap,
 )
 from hocba.store.schema import schema_statements
 
@@ -126,11 +127,21 @@ class ChdbStore:
         self._run(sql, "CSV", {k: bind_value(v) for k, v in parameters.items()})
 
     def insert_rows(self, table_name: str, table: pa.Table) -> None:
+        self._insert(check_table(table_name), table)
+
+    def replace_reference(self, table_name: str, table: pa.Table) -> None:
+        fresh, create, exchange, drop = reference_swap(self._database, table_name)
+        self._run(create)
+        self._insert(fresh, table)
+        self._run(exchange)
+        self._run(drop)
+
+    def _insert(self, table_name: str, table: pa.Table) -> None:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         columns = ", ".join(f"`{name}`" for name in table.column_names)
-        sql = f"INSERT INTO `{self._database}`.`{check_table(table_name)}` ({columns})"
+        sql = f"INSERT INTO `{self._database}`.`{table_name}` ({columns})"
         with self._lock:
             inserter = self._open().send_insert(sql, "ArrowStream")
             try:
@@ -138,11 +149,6 @@ class ChdbStore:
                 inserter.finish()
             finally:
                 inserter.cancel()  # no-op after finish(); frees the connection on error
-
-    def replace_reference(self, table_name: str, table: pa.Table) -> None:
-        check_table(table_name, reference=True)
-        self._run(f"TRUNCATE TABLE `{self._database}`.`{table_name}`")
-        self.insert_rows(table_name, table)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         params = {k: bind_value(v) for k, v in (parameters or {}).items()}

@@ -9,9 +9,10 @@ Engines:
   makes ClickHouse remember the last block ids, so an insert that repeats an
   `insert_deduplication_token` is dropped (replicated tables do this by default).
 - `submissions`, `dead_letters`: append-only MergeTree audit logs.
-- Reference tables: plain MergeTree, replaced wholesale (`TRUNCATE` + insert) on each load:
-  they are small, always loaded as a complete set, and a replace leaves no stale row that a
-  ReplacingMergeTree would keep until the key is rewritten.
+- Reference tables: plain MergeTree, replaced wholesale on each load (filled beside the old
+  set, then exchanged with it, `store.base.reference_swap`): they are small, always loaded
+  as a complete set, and a replace leaves no stale row that a ReplacingMergeTree would keep
+  until the key is rewritten.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from hocba.store.base import (
     check_database,
     check_table,
     check_token,
+    reference_swap,
 )
 from hocba.store.schema import schema_statements
 
@@ -74,9 +75,11 @@ class ServerStore:
         self._client.insert_arrow(check_table(table_name), table, database=self._database)
 
     def replace_reference(self, table_name: str, table: pa.Table) -> None:
-        check_table(table_name, reference=True)
-        self._client.command(f"TRUNCATE TABLE `{self._database}`.`{table_name}`")
-        self.insert_rows(table_name, table)
+        fresh, create, exchange, drop = reference_swap(self._database, table_name)
+        self._client.command(create)
+        self._client.insert_arrow(fresh, table, database=self._database)
+        self._client.command(exchange)
+        self._client.command(drop)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         result: pa.Table = self._client.query_arrow(
