@@ -22,7 +22,7 @@ from hocba.domain.messages import RawMessage, Submission
 from hocba.landing import RecordStage
 from hocba.pipeline.codec import STUDENT_RECORD, SchemaRegistry, decode, encode
 from hocba.pipeline.decode import decode_envelope
-from hocba.pipeline.record_sql import container
+from hocba.pipeline.record_sql import containers
 from hocba.pipeline.verify import Verifier
 from hocba.reference.model import ReferenceData
 from hocba.reference.tables import mirror_reference
@@ -76,7 +76,7 @@ def clickhouse_record_stage(
     store.ensure_schema()
     mirror_reference(store, reference)
     stage = RecordStage.build(b"bench-key", False, 5_000)
-    data = container(stage.schema_json, [s.payload for s in submissions])
+    data = containers(stage.schema_json, [s.payload for s in submissions], stage.parts)
     parameters = {
         **stage.pseudonym_pads,
         "keep_identity": False,

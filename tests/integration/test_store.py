@@ -22,7 +22,7 @@ import pytest
 from hocba.domain.columns import PROVINCE_COLUMNS, RECORD_COLUMNS, SUBMISSION_COLUMNS
 from hocba.landing import RecordStage
 from hocba.pipeline.codec import load_registry
-from hocba.pipeline.record_sql import container, position
+from hocba.pipeline.record_sql import containers, position
 from hocba.pipeline.rows import arrow_table
 from hocba.publishing import encode_payload
 from hocba.settings import Settings
@@ -124,7 +124,8 @@ def stage(store: Store, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "keep_identity": False,
         "senders": ["SGD-2024-01"] * len(payloads),
     }
-    store.stage_batch(container(stage.schema_json, payloads), stage.structure, parameters)
+    parts = containers(stage.schema_json, payloads, 2)  # files read on two threads
+    store.stage_batch(parts, stage.structure, parameters)
     return store.staged()
 
 

@@ -7,7 +7,13 @@ import io
 import fastavro
 
 from hocba.pipeline.codec import default_schema_dir, load_registry
-from hocba.pipeline.record_sql import batch_schema_json, batch_structure, container, hmac_pads
+from hocba.pipeline.record_sql import (
+    batch_schema_json,
+    batch_structure,
+    container,
+    containers,
+    hmac_pads,
+)
 from hocba.publishing import encode_payload
 from tests.unit.test_validate import BASES
 
@@ -22,6 +28,17 @@ def test_the_container_holds_each_payload_behind_its_position() -> None:
     assert [[s["personal_id"] for s in r["records"]] for r in read] == [
         [s["personal_id"] for s in records] for records in messages
     ]
+
+
+def test_a_batch_in_several_containers_is_numbered_across_them() -> None:
+    registry = load_registry()
+    schema = batch_schema_json(default_schema_dir() / registry.versions[-1].version)
+    payloads = [encode_payload(registry, [BASES[b]]) for b in ("g1", "g4", "g7", "g11", "g4")]
+    parts = containers(schema, payloads, 2)
+    read = [[r["m"] for r in fastavro.reader(io.BytesIO(part))] for part in parts]
+    assert read == [[0, 1, 2], [3, 4]]
+    assert containers(schema, payloads[:1], 4) == [container(schema, payloads[:1])]
+    assert containers(schema, [], 2) == []
 
 
 def test_the_structure_names_every_field_with_clickhouse_types() -> None:

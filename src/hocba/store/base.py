@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hocba.store.schema import TABLES
@@ -30,8 +30,10 @@ class Store(Protocol):
 
     def insert_rows(self, table_name: str, table: pa.Table) -> None: ...
 
-    def stage_batch(self, container: bytes, structure: str, parameters: Mapping[str, Any]) -> None:
-        """Replace the staged batch with the records of an Avro container (`record_sql`)."""
+    def stage_batch(
+        self, containers: Sequence[bytes], structure: str, parameters: Mapping[str, Any]
+    ) -> None:
+        """Replace the staged batch with the records of Avro containers (`record_sql`)."""
 
     def staged(self) -> list[dict[str, Any]]:
         """Per staged record, in batch order: what landing decides on (`record_sql`)."""

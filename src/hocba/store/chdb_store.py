@@ -22,7 +22,7 @@ import errno
 import fcntl
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -108,12 +108,17 @@ class ChdbStore:
             self._run(statement)
         self._run(staging_ddl(self._database, STAGING_TABLE))
 
-    def stage_batch(self, container: bytes, structure: str, parameters: Mapping[str, Any]) -> None:
-        """chDB reads the container from a file next to its data (`send_insert` refuses
-        `INSERT … SELECT`, so `input()` is not available here)."""
-        path = self._path.resolve() / "staging.avro"
-        path.write_bytes(container)
-        source = f"file({_literal(str(path))}, 'Avro', {_literal(structure)})"
+    def stage_batch(
+        self, containers: Sequence[bytes], structure: str, parameters: Mapping[str, Any]
+    ) -> None:
+        """chDB reads the containers from files next to its data, one thread per file
+        (`send_insert` refuses `INSERT … SELECT`, so `input()` is not available here)."""
+        folder = self._path.resolve()
+        for n, data in enumerate(containers):
+            (folder / f"staging-{n}.avro").write_bytes(data)
+        numbers = ",".join(str(n) for n in range(len(containers)))
+        pattern = f"staging-{{{numbers}}}.avro" if len(containers) > 1 else "staging-0.avro"
+        source = f"file({_literal(str(folder / pattern))}, 'Avro', {_literal(structure)})"
         self._run(f"TRUNCATE TABLE `{self._database}`.`{STAGING_TABLE}`")
         params = {k: bind_value(v) for k, v in parameters.items()}
         self._run(stage_sql(self._database, STAGING_TABLE, source), "CSV", params)

@@ -8,7 +8,7 @@ worker must then back off, stop acknowledging, and resume by itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +39,11 @@ class FaultyStore:
         self._check()
         self._inner.insert_rows(table_name, table)
 
-    def stage_batch(self, container: bytes, structure: str, parameters: Mapping[str, Any]) -> None:
+    def stage_batch(
+        self, containers: Sequence[bytes], structure: str, parameters: Mapping[str, Any]
+    ) -> None:
         self._check()
-        self._inner.stage_batch(container, structure, parameters)
+        self._inner.stage_batch(containers, structure, parameters)
 
     def staged(self) -> list[dict[str, Any]]:
         self._check()

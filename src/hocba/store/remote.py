@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
@@ -77,7 +77,9 @@ class WorkerStore:
     def replace_reference(self, table_name: str, table: pa.Table) -> None:
         self._read_only()
 
-    def stage_batch(self, container: bytes, structure: str, parameters: Mapping[str, Any]) -> None:
+    def stage_batch(
+        self, containers: Sequence[bytes], structure: str, parameters: Mapping[str, Any]
+    ) -> None:
         self._read_only()
 
     def staged(self) -> list[dict[str, Any]]:

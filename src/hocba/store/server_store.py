@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import clickhouse_connect
@@ -42,17 +42,20 @@ class ServerStore:
         for statement in schema_statements(self._database):
             self._client.command(statement)
 
-    def stage_batch(self, container: bytes, structure: str, parameters: Mapping[str, Any]) -> None:
-        """The container goes in as it is (`raw_insert … FORMAT Avro`) into a Memory table,
-        then is staged from there: one path for HTTP and clickhouse-connect's chdb backend
-        (which takes no binary request body)."""
+    def stage_batch(
+        self, containers: Sequence[bytes], structure: str, parameters: Mapping[str, Any]
+    ) -> None:
+        """The containers go in as they are (`raw_insert … FORMAT Avro`, one block each) into
+        a Memory table, then are staged from there: one path for HTTP and clickhouse-connect's
+        chdb backend (which takes no binary request body)."""
         raw = f"`{self._database}`.`{self._raw}`"
         if structure != self._raw_structure:
             self._client.command(staging_ddl(self._database, self._staging))
             self._client.command(f"CREATE OR REPLACE TABLE {raw} ({structure}) ENGINE = Memory")
             self._raw_structure = structure
         self._client.command(f"TRUNCATE TABLE {raw}")
-        self._client.raw_insert(f"{self._database}.{self._raw}", insert_block=container, fmt="Avro")
+        for data in containers:
+            self._client.raw_insert(f"{self._database}.{self._raw}", insert_block=data, fmt="Avro")
         self._client.command(f"TRUNCATE TABLE `{self._database}`.`{self._staging}`")
         sql = stage_sql(self._database, self._staging, raw)
         self._client.command(sql, parameters=dict(parameters))
