@@ -1,12 +1,11 @@
-"""Bounded in-process memories of what was landed (DESIGN §5, dedupe layers 1 and 2).
+"""A bounded in-process memory of landed submissions (DESIGN §5, dedupe layer 1).
 
 Layer 1 remembers landed submission ids. Faust's changelog-backed table is its durable
 form, but that table's recovery waits for the changelog's log-end offset, which the
 embedded broker misreports (see `hocba.kafka.lag.true_end_offsets`), so a restarted worker
-would stall; on the embedded default this LRU stands in. Layer 2 puts the same LRU in front
-of the landed-state lookup (record key → revision, content hash). Both forget on restart,
-which the store itself covers, and neither grows past `capacity`. A stale entry (another
-worker landed a newer revision) is harmless: `records` keeps the highest revision (layer 3).
+would stall; on the embedded default this LRU stands in. It forgets on restart, which the
+store itself covers (layer 2 looks up what is landed under each staged record's key, layer
+3 keeps the highest revision), and it never grows past `capacity`.
 """
 
 from __future__ import annotations

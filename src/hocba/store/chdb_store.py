@@ -71,11 +71,11 @@ def _literal(text: str) -> str:
 
 
 def bind_value(value: Any) -> str:
-    """clickhouse-connect's parameter text, with a fast path for the landed-state lookup.
+    """clickhouse-connect's parameter text, with a fast path for arrays.
 
-    Its generic escaper walks strings character by character (~25 µs per record key); the
-    key arrays of a batch are strings, ints, tuples and lists, escaped here with the same
-    rules through one `str.translate`.
+    Its generic escaper walks strings character by character (~25 µs per string); a batch's
+    parameter arrays (senders, submission ids, positions) are strings, ints, tuples and
+    lists, escaped here with the same rules through one `str.translate`.
     """
     if isinstance(value, list | tuple):
         return _nested(value)
