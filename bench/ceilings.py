@@ -108,12 +108,15 @@ def clickhouse_record_stage(
 
 
 def faust_passthrough(bootstrap: str, topic: str, messages: int, port: int) -> float:
+    """Run in a scratch directory: Faust creates `<app-id>-data/` where it starts."""
     script = Path(__file__).with_name("faust_passthrough.py")
+    scratch = tempfile.TemporaryDirectory(prefix="hocba-bench-passthrough-")
     process = subprocess.Popen(
         [sys.executable, str(script), bootstrap, topic, str(messages), str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        cwd=scratch.name,
     )
     try:
         assert process.stdout is not None
@@ -124,3 +127,4 @@ def faust_passthrough(bootstrap: str, topic: str, messages: int, port: int) -> f
     finally:
         process.kill()
         process.wait()
+        scratch.cleanup()
