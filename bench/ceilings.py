@@ -22,7 +22,6 @@ from hocba.domain.messages import RawMessage, Submission
 from hocba.landing import RecordStage
 from hocba.pipeline.codec import STUDENT_RECORD, SchemaRegistry, decode, encode
 from hocba.pipeline.decode import decode_envelope
-from hocba.pipeline.record_sql import containers
 from hocba.pipeline.verify import Verifier
 from hocba.reference.model import ReferenceData
 from hocba.reference.tables import mirror_reference
@@ -71,17 +70,14 @@ def clickhouse_record_stage(
     submissions: Sequence[Submission], reference: ReferenceData, data_dir: Path
 ) -> dict[str, float]:
     """A worker's batch through the lander's two ClickHouse steps, each alone: staging
-    (parse, validate, enrich) and the insert into `records` (new token each round)."""
+    (building the containers, parse, validate, enrich) and the insert into `records` (new
+    token each round)."""
     store = ChdbStore(data_dir, "bench_ceiling")
     store.ensure_schema()
     mirror_reference(store, reference)
     stage = RecordStage.build(b"bench-key", False, 5_000)
-    data = containers(stage.schema_json, [s.payload for s in submissions], stage.parts)
-    parameters = {
-        **stage.pseudonym_pads,
-        "keep_identity": False,
-        "senders": [s.sender_code for s in submissions],
-    }
+    payloads = [s.payload for s in submissions]
+    senders = [s.sender_code for s in submissions]
     landing = {
         "submission_ids": [s.submission_id for s in submissions],
         "senders": [s.sender_code for s in submissions],
@@ -92,11 +88,11 @@ def clickhouse_record_stage(
     }
     rounds = iter(range(1_000_000))
     try:
-        store.stage_batch(data, stage.structure, parameters)
+        stage.stage(store, payloads, senders)
         staged = store.staged()
         return {
             "clickhouse_stage_rows": per_second(
-                len(staged), lambda: store.stage_batch(data, stage.structure, parameters)
+                len(staged), lambda: stage.stage(store, payloads, senders)
             ),
             "clickhouse_insert_rows": per_second(
                 len(staged),

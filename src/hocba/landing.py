@@ -70,6 +70,22 @@ class RecordStage:
             min(MAX_STAGE_PARTS, os.cpu_count() or 1),
         )
 
+    def stage(
+        self,
+        store: Store,
+        payloads: Sequence[bytes],
+        senders: Sequence[str],
+        parts: int | None = None,
+    ) -> None:
+        """Replace the store's staged batch with these payloads, each with its sender."""
+        parameters = {
+            **self.pseudonym_pads,
+            "keep_identity": self.keep_identity,
+            "senders": list(senders),
+        }
+        batch = containers(self.schema_json, payloads, parts or self.parts)
+        store.stage_batch(batch, self.structure, parameters)
+
 
 @dataclass(frozen=True, slots=True)
 class Checked:
@@ -181,14 +197,6 @@ def _partial_rejection(checked: Checked) -> Rejection:
     return _reject(checked.item, first.code, detail, checked.record_errors)
 
 
-def _stage_parameters(stage: RecordStage, items: Sequence[Accepted]) -> dict[str, Any]:
-    return {
-        **stage.pseudonym_pads,
-        "keep_identity": stage.keep_identity,
-        "senders": [i.submission.sender_code for i in items],
-    }
-
-
 def _landing_parameters(
     items: Sequence[Accepted], to_land: Sequence[Mapping[str, Any]], staged: int
 ) -> dict[str, Any]:
@@ -207,10 +215,8 @@ def _landing_parameters(
 
 
 def _stage_batch(store: Store, stage: RecordStage, items: Sequence[Accepted]) -> None:
-    payloads = [i.submission.payload for i in items]
-    parameters = _stage_parameters(stage, items)
-    parts = containers(stage.schema_json, payloads, stage.parts)
-    store.stage_batch(parts, stage.structure, parameters)
+    subs = [i.submission for i in items]
+    stage.stage(store, [s.payload for s in subs], [s.sender_code for s in subs])
 
 
 def _unreadable(

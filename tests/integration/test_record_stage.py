@@ -22,7 +22,7 @@ from hocba.domain.reasons import Reason
 from hocba.landing import RecordStage, land_prepared
 from hocba.pipeline.codec import RECORD_BATCH, decode, load_registry
 from hocba.pipeline.process import process_batch
-from hocba.pipeline.record_sql import STAGING_TABLE, containers
+from hocba.pipeline.record_sql import STAGING_TABLE
 from hocba.pipeline.validate import validate_record
 from hocba.publishing import encode_payload
 from hocba.reference.loader import default_departments, load_reference_dir
@@ -57,13 +57,7 @@ class Stager:
     ) -> list[dict[str, Any]]:
         stage = RecordStage.build(key, keep_identity, 5_000)
         payloads = [encode_payload(self.registry, records) for records in messages]
-        parameters = {
-            **stage.pseudonym_pads,
-            "keep_identity": keep_identity,
-            "senders": [sender] * len(payloads),
-        }
-        parts = containers(stage.schema_json, payloads, 3)  # files read on threads of their own
-        self.store.stage_batch(parts, stage.structure, parameters)
+        stage.stage(self.store, payloads, [sender] * len(payloads), parts=3)  # three threads
         return self.store.query(f"SELECT * FROM test.`{STAGING_TABLE}` ORDER BY m, idx")
 
     def row(self, record: Record, **options: Any) -> dict[str, Any]:

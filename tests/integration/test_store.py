@@ -22,7 +22,7 @@ import pytest
 from hocba.domain.columns import PROVINCE_COLUMNS, RECORD_COLUMNS, SUBMISSION_COLUMNS
 from hocba.landing import RecordStage
 from hocba.pipeline.codec import load_registry
-from hocba.pipeline.record_sql import containers, position
+from hocba.pipeline.record_sql import position
 from hocba.pipeline.rows import arrow_table
 from hocba.publishing import encode_payload
 from hocba.settings import Settings
@@ -119,13 +119,7 @@ def stage(store: Store, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Stage each record as a message of its own, as the lander does."""
     stage = RecordStage.build(b"test-key", False, 5_000)
     payloads = [encode_payload(load_registry(), [r]) for r in records]
-    parameters = {
-        **stage.pseudonym_pads,
-        "keep_identity": False,
-        "senders": ["SGD-2024-01"] * len(payloads),
-    }
-    parts = containers(stage.schema_json, payloads, 2)  # files read on two threads
-    store.stage_batch(parts, stage.structure, parameters)
+    stage.stage(store, payloads, ["SGD-2024-01"] * len(payloads), parts=2)  # two threads
     return store.staged()
 
 
