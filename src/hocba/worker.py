@@ -34,6 +34,7 @@ from hocba.domain.reasons import Reason
 from hocba.kafka.lag import partition_lags
 from hocba.lander import Lander
 from hocba.metrics import Metrics
+from hocba.pipeline.codec import SchemaRegistry, load_registry
 from hocba.pipeline.handoff import decode_item, encode_item
 from hocba.pipeline.process import Accepted, Prepared, process_batch
 from hocba.pipeline.seen import RecentlySeen
@@ -132,13 +133,13 @@ def by_size(events: Sequence[Any], max_bytes: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def from_handoff(events: Sequence[Any]) -> Prepared:
+def from_handoff(events: Sequence[Any], registry: SchemaRegistry) -> Prepared:
     """Landing messages back into one batch; an undecodable one is dead-lettered, not lost."""
     accepted: list[Accepted] = []
     rejected: list[Rejection] = []
     for event in events:
         try:
-            item = decode_item(event.message.value)
+            item = decode_item(event.message.value, registry)
         except Exception as exc:  # internal topic corruption: keep the bytes, say why
             item = Rejection(
                 raw_message(event.message),
@@ -205,6 +206,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         else None
     )
     ingestor = Ingestor(settings, metrics) if role is not Role.LAND else None
+    registry = load_registry()  # the lander reads the envelopes of handed-off messages
     source = settings.landing_topic if role is Role.LAND else settings.submissions_topic
 
     async def hand_off(prepared: Prepared) -> None:
@@ -220,7 +222,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
 
     async def prepare(events: Sequence[Any]) -> Prepared:
         if ingestor is None:
-            return from_handoff(events)
+            return from_handoff(events, registry)
         return await ingestor.prepare([raw_message(e.message) for e in events])
 
     async def deliver(prepared: Prepared) -> None:

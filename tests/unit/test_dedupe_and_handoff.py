@@ -7,13 +7,18 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from hocba.domain.messages import RawMessage, RecordError, Rejection, Submission
 from hocba.domain.reasons import Reason
+from hocba.pipeline.codec import SUBMISSION, encode, load_registry
 from hocba.pipeline.deadletter import to_dead_letter
 from hocba.pipeline.dedupe import classify, record_key
 from hocba.pipeline.handoff import decode_item, encode_item
 from hocba.pipeline.process import Accepted
 from hocba.pipeline.seen import RecentlySeen
+
+REGISTRY = load_registry()
 
 
 def row(student: str, revision: int, content: str = "h") -> dict[str, Any]:
@@ -58,12 +63,32 @@ def message(value: bytes = b"\xc3\x01payload") -> RawMessage:
     )
 
 
+def envelope(payload: bytes) -> bytes:
+    return encode(
+        REGISTRY,
+        SUBMISSION,
+        {
+            "submission_id": "sid",
+            "sender_code": "SGD-2024-01",
+            "vendor": "v",
+            "sent_at": datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
+            "payload": payload,
+            "signature": b"s",
+            "signature_algorithm": "ED25519",
+            "certificate_chain": [b"der"],
+        },
+    )
+
+
 def test_handoff_round_trips_accepted_and_rejected_items() -> None:
+    value = envelope(b"p")
     submission = Submission(
         "sid", "SGD-2024-01", "v", 1_700_000_000_000, b"p", b"s", "ED25519", (b"der",)
     )
-    accepted = Accepted(message(), submission, "fp")
-    back = decode_item(encode_item(accepted))
+    accepted = Accepted(message(value), submission, "fp")
+    encoded = encode_item(accepted)
+    assert len(encoded) < len(value) + 100  # the payload travels once, inside the envelope
+    back = decode_item(encoded, REGISTRY)
     assert isinstance(back, Accepted)
     assert back.message == accepted.message  # the lander may have to dead-letter it
     assert back.submission.payload == b"p"  # the lander stages it
@@ -71,8 +96,30 @@ def test_handoff_round_trips_accepted_and_rejected_items() -> None:
     assert (sub.submission_id, sub.sender_code, sub.vendor) == ("sid", "SGD-2024-01", "v")
     assert (sub.sent_at_ms, back.signer_fingerprint) == (1_700_000_000_000, "fp")
 
-    rejected = Rejection(message(), Reason.VERIFY_CERT_REVOKED, "revoked", (), "sid", "S")
-    assert decode_item(encode_item(rejected)) == rejected
+    rejected = Rejection(
+        message(),
+        Reason.VALIDATE_SCORE,
+        "1 of 2 records failed",
+        (RecordError(1, Reason.VALIDATE_SCORE, "score 11"),),
+        "sid",
+        "S",
+    )
+    assert decode_item(encode_item(rejected), REGISTRY) == rejected
+
+
+def test_handoff_carries_a_payload_the_verifier_rewrote() -> None:
+    """An older schema version is re-encoded by the verifier: the lander must stage that
+    version, not the one inside the envelope."""
+    rewritten = Submission("sid", "SGD-2024-01", "v", 0, b"newest", b"s", "ED25519", ())
+    item = Accepted(message(envelope(b"older")), rewritten, "fp", payload_rewritten=True)
+    back = decode_item(encode_item(item), REGISTRY)
+    assert isinstance(back, Accepted) and back.payload_rewritten
+    assert back.submission.payload == b"newest"
+
+
+def test_handoff_refuses_bytes_of_another_format() -> None:
+    with pytest.raises(ValueError, match="not a hand-off item"):
+        decode_item(b'{"kind": "accepted"}', REGISTRY)
 
 
 def test_dead_letter_keeps_bytes_and_carries_every_header() -> None:

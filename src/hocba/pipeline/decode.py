@@ -199,19 +199,25 @@ def decode_envelope(
         return Rejection(message, Reason.DECODE_TOO_LARGE, detail)
     try:
         check_lengths(registry, message.value, Limits(MAX_CHAIN_LENGTH, max_text, max_bytes))
-        env = decode(registry, SUBMISSION, message.value)
-        return Submission(
-            submission_id=env["submission_id"],
-            sender_code=env["sender_code"],
-            vendor=env["vendor"],
-            sent_at_ms=int(env["sent_at"].timestamp() * 1000),
-            payload=env["payload"],
-            signature=env["signature"],
-            signature_algorithm=env["signature_algorithm"],
-            certificate_chain=tuple(env["certificate_chain"]),
-        )
+        return read_envelope(registry, message.value)
     except Exception as exc:  # any decoder failure is a property of the input
         return Rejection(message, _reason_for(exc), f"envelope: {exc}")
+
+
+def read_envelope(registry: SchemaRegistry, value: bytes) -> Submission:
+    """The envelope's fields, without the limits `decode_envelope` checks first; raises on
+    bytes that are not an envelope."""
+    env = decode(registry, SUBMISSION, value)
+    return Submission(
+        submission_id=env["submission_id"],
+        sender_code=env["sender_code"],
+        vendor=env["vendor"],
+        sent_at_ms=int(env["sent_at"].timestamp() * 1000),
+        payload=env["payload"],
+        signature=env["signature"],
+        signature_algorithm=env["signature_algorithm"],
+        certificate_chain=tuple(env["certificate_chain"]),
+    )
 
 
 def decode_payload(

@@ -2,29 +2,114 @@
 
 chDB has a single owner, so on the embedded default several verifying workers send what
 they prepared (one message per input message) to `hocba.landing`, and one lander process
-lands it (DESIGN §5). The encoding is JSON: a verified message travels as its submission's
-fields and its payload (base64), which the lander stages in ClickHouse, and with its original
-bytes (base64), so the lander can dead-letter them unchanged. The topic is internal: nothing
-here is trusted input from vendors.
+lands it (DESIGN §5). Each item is one Avro record (schemaless, behind a format byte): bytes
+stay bytes, where the JSON with base64 it replaced made every payload 2.7 times its size on
+the topic and cost the lander a third of its event loop. A verified message travels as its
+original bytes, which the lander can dead-letter unchanged and whose envelope holds the
+payload it stages; the payload travels on its own only when the verifier re-encoded it from
+an older schema version. The topic is internal: nothing here is trusted input from vendors.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import io
+from dataclasses import replace
 from typing import Any
 
-from hocba.domain.messages import RawMessage, RecordError, Rejection, Submission
+import fastavro
+
+from hocba.domain.messages import RawMessage, RecordError, Rejection
 from hocba.domain.reasons import Reason
+from hocba.pipeline.codec import SchemaRegistry
+from hocba.pipeline.decode import read_envelope
 from hocba.pipeline.process import Accepted
 
+FORMAT = b"\x01"  # the first byte of every item: a later format is told apart, never misread
 
-def _b64(data: bytes | None) -> str | None:
-    return None if data is None else base64.b64encode(data).decode()
-
-
-def _unb64(text: str | None) -> bytes | None:
-    return None if text is None else base64.b64decode(text)
+_STRING = "string"
+_SCHEMA = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "HandoffItem",
+        "namespace": "hocba.internal",
+        "fields": [
+            {
+                "name": "message",
+                "type": {
+                    "type": "record",
+                    "name": "Message",
+                    "fields": [
+                        {"name": "topic", "type": _STRING},
+                        {"name": "partition", "type": "int"},
+                        {"name": "offset", "type": "long"},
+                        {"name": "timestamp_ms", "type": "long"},
+                        {"name": "key", "type": ["null", "bytes"]},
+                        {"name": "value", "type": "bytes"},
+                        {
+                            "name": "headers",
+                            "type": {
+                                "type": "array",
+                                "items": {
+                                    "type": "record",
+                                    "name": "Header",
+                                    "fields": [
+                                        {"name": "name", "type": _STRING},
+                                        {"name": "value", "type": "bytes"},
+                                    ],
+                                },
+                            },
+                        },
+                    ],
+                },
+            },
+            {
+                "name": "accepted",
+                "type": [
+                    "null",
+                    {
+                        "type": "record",
+                        "name": "Verified",
+                        "fields": [
+                            {"name": "signer", "type": _STRING},
+                            {"name": "rewritten_payload", "type": ["null", "bytes"]},
+                        ],
+                    },
+                ],
+            },
+            {
+                "name": "rejected",
+                "type": [
+                    "null",
+                    {
+                        "type": "record",
+                        "name": "Refused",
+                        "fields": [
+                            {"name": "code", "type": _STRING},
+                            {"name": "detail", "type": _STRING},
+                            {"name": "submission_id", "type": _STRING},
+                            {"name": "sender_code", "type": _STRING},
+                            {
+                                "name": "errors",
+                                "type": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "record",
+                                        "name": "FailedRecord",
+                                        "fields": [
+                                            {"name": "index", "type": "int"},
+                                            {"name": "code", "type": _STRING},
+                                            {"name": "detail", "type": _STRING},
+                                        ],
+                                    },
+                                },
+                            },
+                        ],
+                    },
+                ],
+            },
+        ],
+    }
+)
 
 
 def _message(msg: RawMessage) -> dict[str, Any]:
@@ -33,9 +118,9 @@ def _message(msg: RawMessage) -> dict[str, Any]:
         "partition": msg.partition,
         "offset": msg.offset,
         "timestamp_ms": msg.timestamp_ms,
-        "key": _b64(msg.key),
-        "value": _b64(msg.value),
-        "headers": [[k, _b64(v)] for k, v in msg.headers],
+        "key": msg.key,
+        "value": msg.value,
+        "headers": [{"name": k, "value": v} for k, v in msg.headers],
     }
 
 
@@ -45,62 +130,51 @@ def _raw(data: dict[str, Any]) -> RawMessage:
         data["partition"],
         data["offset"],
         data["timestamp_ms"],
-        _unb64(data["key"]),
-        _unb64(data["value"]) or b"",
-        tuple((k, _unb64(v) or b"") for k, v in data["headers"]),
+        data["key"],
+        data["value"],
+        tuple((h["name"], h["value"]) for h in data["headers"]),
     )
 
 
-def _errors(errors: tuple[RecordError, ...]) -> list[list[Any]]:
-    return [[e.index, str(e.code), e.detail] for e in errors]
-
-
-def _unerrors(data: list[list[Any]]) -> tuple[RecordError, ...]:
-    return tuple(RecordError(i, Reason(code), detail) for i, code, detail in data)
-
-
 def encode_item(item: Accepted | Rejection) -> bytes:
+    body: dict[str, Any] = {"message": _message(item.message), "accepted": None, "rejected": None}
     if isinstance(item, Rejection):
-        body: dict[str, Any] = {
-            "kind": "rejected",
-            "message": _message(item.message),
+        body["rejected"] = {
             "code": str(item.code),
             "detail": item.detail,
-            "errors": _errors(item.record_errors),
             "submission_id": item.submission_id,
             "sender_code": item.sender_code,
+            "errors": [
+                {"index": e.index, "code": str(e.code), "detail": e.detail}
+                for e in item.record_errors
+            ],
         }
     else:
-        sub = item.submission
-        body = {
-            "kind": "accepted",
-            "message": _message(item.message),
-            "submission": [
-                sub.submission_id,
-                sub.sender_code,
-                sub.vendor,
-                sub.sent_at_ms,
-                sub.signature_algorithm,
-            ],
-            "payload": _b64(sub.payload),
-            "signer": item.signer_fingerprint,
-        }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        rewritten = item.submission.payload if item.payload_rewritten else None
+        body["accepted"] = {"signer": item.signer_fingerprint, "rewritten_payload": rewritten}
+    out = io.BytesIO()
+    out.write(FORMAT)
+    fastavro.schemaless_writer(out, _SCHEMA, body)
+    return out.getvalue()
 
 
-def decode_item(data: bytes) -> Accepted | Rejection:
-    body = json.loads(data)
+def decode_item(data: bytes, registry: SchemaRegistry) -> Accepted | Rejection:
+    """Raises on bytes that are not a hand-off item (the caller dead-letters them)."""
+    if data[:1] != FORMAT:
+        raise ValueError(f"not a hand-off item of format {FORMAT!r} (first byte {data[:1]!r})")
+    body = fastavro.schemaless_reader(io.BytesIO(data[1:]), _SCHEMA, None)
+    assert isinstance(body, dict)
     message = _raw(body["message"])
-    if body["kind"] == "rejected":
-        return Rejection(
-            message,
-            Reason(body["code"]),
-            body["detail"],
-            _unerrors(body["errors"]),
-            body["submission_id"],
-            body["sender_code"],
+    refused = body["rejected"]
+    if refused is not None:
+        errors = tuple(
+            RecordError(e["index"], Reason(e["code"]), e["detail"]) for e in refused["errors"]
         )
-    sid, sender, vendor, sent_at_ms, algorithm = body["submission"]
-    payload = _unb64(body["payload"]) or b""
-    submission = Submission(sid, sender, vendor, sent_at_ms, payload, b"", algorithm, ())
-    return Accepted(message, submission, body["signer"])
+        sid, sender = refused["submission_id"], refused["sender_code"]
+        return Rejection(message, Reason(refused["code"]), refused["detail"], errors, sid, sender)
+    verified = body["accepted"]
+    submission = read_envelope(registry, message.value)  # verified upstream: only read here
+    rewritten = verified["rewritten_payload"]
+    if rewritten is not None:
+        submission = replace(submission, payload=rewritten)
+    return Accepted(message, submission, verified["signer"], rewritten is not None)

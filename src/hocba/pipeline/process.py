@@ -43,6 +43,7 @@ class Accepted:
     message: RawMessage
     submission: Submission
     signer_fingerprint: str
+    payload_rewritten: bool = False  # from an older schema version: not the envelope's bytes
 
 
 @dataclass(slots=True)
@@ -108,7 +109,7 @@ def process_message(
     checked = _payload_check(msg, envelope, ctx)
     if isinstance(checked, Rejection):
         return checked
-    return Accepted(msg, checked, verdict.fingerprint)
+    return Accepted(msg, checked, verdict.fingerprint, checked.payload is not envelope.payload)
 
 
 def process_batch(messages: Sequence[RawMessage], ctx: PipelineContext) -> Prepared:
