@@ -19,7 +19,7 @@ from typing import Any
 import fastavro
 
 from hocba.domain.messages import RawMessage, Submission
-from hocba.landing import RecordStage
+from hocba.landing import RecordStage, landing_parameters
 from hocba.pipeline.codec import STUDENT_RECORD, SchemaRegistry, decode, encode
 from hocba.pipeline.decode import decode_envelope
 from hocba.pipeline.verify import Verifier
@@ -78,14 +78,7 @@ def clickhouse_record_stage(
     stage = RecordStage.build(b"bench-key", False, 5_000)
     payloads = [s.payload for s in submissions]
     senders = [s.sender_code for s in submissions]
-    landing = {
-        "submission_ids": [s.submission_id for s in submissions],
-        "senders": [s.sender_code for s in submissions],
-        "vendors": [s.vendor for s in submissions],
-        "sent_at_ms": [s.sent_at_ms for s in submissions],
-        "partitions": [0] * len(submissions),
-        "offsets": list(range(len(submissions))),
-    }
+    landing = landing_parameters(submissions, [(0, n) for n in range(len(submissions))])
     rounds = iter(range(1_000_000))
     try:
         stage.stage(store, payloads, senders)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hocba.domain.columns import DEAD_LETTER_COLUMNS, SUBMISSION_COLUMNS
-from hocba.domain.messages import RawMessage, RecordError, Rejection
+from hocba.domain.messages import RawMessage, RecordError, Rejection, Submission
 from hocba.domain.reasons import Reason
 from hocba.pipeline.codec import SchemaRegistry, default_schema_dir, load_registry
 from hocba.pipeline.deadletter import DeadLetter, record_errors_json, to_dead_letter
@@ -197,21 +197,34 @@ def _partial_rejection(checked: Checked) -> Rejection:
     return _reject(checked.item, first.code, detail, checked.record_errors)
 
 
+def landing_parameters(
+    submissions: Sequence[Submission],
+    coordinates: Sequence[tuple[int, int]],
+    positions: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """The landing columns of each staged message, by its position in the batch, with its
+    Kafka (partition, offset); `positions` (`record_sql.position`) when only those land."""
+    return {
+        **({"positions": list(positions)} if positions is not None else {}),
+        "submission_ids": [s.submission_id for s in submissions],
+        "senders": [s.sender_code for s in submissions],
+        "vendors": [s.vendor for s in submissions],
+        "sent_at_ms": [s.sent_at_ms for s in submissions],
+        "partitions": [partition for partition, _ in coordinates],
+        "offsets": [offset for _, offset in coordinates],
+    }
+
+
 def _landing_parameters(
     items: Sequence[Accepted], to_land: Sequence[Mapping[str, Any]], staged: int
 ) -> dict[str, Any]:
     """Positions only when some staged records stay behind (failed, duplicate, stale)."""
-    subs = [i.submission for i in items]
-    subset = len(to_land) < staged
-    return {
-        **({"positions": [position(r["m"], r["idx"]) for r in to_land]} if subset else {}),
-        "submission_ids": [s.submission_id for s in subs],
-        "senders": [s.sender_code for s in subs],
-        "vendors": [s.vendor for s in subs],
-        "sent_at_ms": [s.sent_at_ms for s in subs],
-        "partitions": [i.message.partition for i in items],
-        "offsets": [i.message.offset for i in items],
-    }
+    positions = [position(r["m"], r["idx"]) for r in to_land] if len(to_land) < staged else None
+    return landing_parameters(
+        [i.submission for i in items],
+        [(i.message.partition, i.message.offset) for i in items],
+        positions,
+    )
 
 
 def _stage_batch(store: Store, stage: RecordStage, items: Sequence[Accepted]) -> None:

@@ -20,7 +20,8 @@ import clickhouse_connect
 import pytest
 
 from hocba.domain.columns import PROVINCE_COLUMNS, RECORD_COLUMNS, SUBMISSION_COLUMNS
-from hocba.landing import RecordStage
+from hocba.domain.messages import Submission
+from hocba.landing import RecordStage, landing_parameters
 from hocba.pipeline.codec import load_registry
 from hocba.pipeline.record_sql import position
 from hocba.pipeline.rows import arrow_table
@@ -128,16 +129,12 @@ def land_staged(
 ) -> None:
     """Every staged record, or (`subset`) only those in `staged`, by their positions."""
     messages = range(1 + max(r["m"] for r in staged))
-    positions = [position(r["m"], r["idx"]) for r in staged]
-    parameters = {
-        **({"positions": positions} if subset else {}),
-        "submission_ids": [f"s{m}" for m in messages],
-        "senders": ["SGD-2024-01" for _ in messages],
-        "vendors": ["v" for _ in messages],
-        "sent_at_ms": [1_700_000_000_000 for _ in messages],
-        "partitions": [0 for _ in messages],
-        "offsets": list(messages),
-    }
+    submissions = [
+        Submission(f"s{m}", "SGD-2024-01", "v", 1_700_000_000_000, b"", b"", "", ())
+        for m in messages
+    ]
+    positions = [position(r["m"], r["idx"]) for r in staged] if subset else None
+    parameters = landing_parameters(submissions, [(0, m) for m in messages], positions)
     store.land_staged(parameters, token)
 
 
