@@ -81,9 +81,10 @@ def envelope(payload: bytes) -> bytes:
 
 
 def test_handoff_round_trips_accepted_and_rejected_items() -> None:
-    value = envelope(b"p")
+    payload = bytes(range(256)) * 4  # large enough that a second copy would show
+    value = envelope(payload)
     submission = Submission(
-        "sid", "SGD-2024-01", "v", 1_700_000_000_000, b"p", b"s", "ED25519", (b"der",)
+        "sid", "SGD-2024-01", "v", 1_700_000_000_000, payload, b"s", "ED25519", (b"der",)
     )
     accepted = Accepted(message(value), submission, "fp")
     encoded = encode_item(accepted)
@@ -91,7 +92,7 @@ def test_handoff_round_trips_accepted_and_rejected_items() -> None:
     back = decode_item(encoded, REGISTRY)
     assert isinstance(back, Accepted)
     assert back.message == accepted.message  # the lander may have to dead-letter it
-    assert back.submission.payload == b"p"  # the lander stages it
+    assert back.submission.payload == payload  # the lander stages it
     sub = back.submission
     assert (sub.submission_id, sub.sender_code, sub.vendor) == ("sid", "SGD-2024-01", "v")
     assert (sub.sent_at_ms, back.signer_fingerprint) == (1_700_000_000_000, "fp")

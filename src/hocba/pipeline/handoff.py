@@ -26,88 +26,48 @@ from hocba.pipeline.process import Accepted
 
 FORMAT = b"\x01"  # the first byte of every item: a later format is told apart, never misread
 
-_STRING = "string"
+
+def _record(name: str, /, **fields: Any) -> dict[str, Any]:
+    """An Avro record type; `fields` in order, name → type."""
+    return {
+        "type": "record",
+        "name": name,
+        "fields": [{"name": n, "type": t} for n, t in fields.items()],
+    }
+
+
+def _array(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+_MESSAGE = _record(
+    "Message",
+    topic="string",
+    partition="int",
+    offset="long",
+    timestamp_ms="long",
+    key=["null", "bytes"],
+    value="bytes",
+    headers=_array(_record("Header", name="string", value="bytes")),
+)
+_VERIFIED = _record("Verified", signer="string", rewritten_payload=["null", "bytes"])
+_REFUSED = _record(
+    "Refused",
+    code="string",
+    detail="string",
+    submission_id="string",
+    sender_code="string",
+    errors=_array(_record("FailedRecord", index="int", code="string", detail="string")),
+)
 _SCHEMA = fastavro.parse_schema(
     {
-        "type": "record",
-        "name": "HandoffItem",
+        **_record(
+            "HandoffItem",
+            message=_MESSAGE,
+            accepted=["null", _VERIFIED],
+            rejected=["null", _REFUSED],
+        ),
         "namespace": "hocba.internal",
-        "fields": [
-            {
-                "name": "message",
-                "type": {
-                    "type": "record",
-                    "name": "Message",
-                    "fields": [
-                        {"name": "topic", "type": _STRING},
-                        {"name": "partition", "type": "int"},
-                        {"name": "offset", "type": "long"},
-                        {"name": "timestamp_ms", "type": "long"},
-                        {"name": "key", "type": ["null", "bytes"]},
-                        {"name": "value", "type": "bytes"},
-                        {
-                            "name": "headers",
-                            "type": {
-                                "type": "array",
-                                "items": {
-                                    "type": "record",
-                                    "name": "Header",
-                                    "fields": [
-                                        {"name": "name", "type": _STRING},
-                                        {"name": "value", "type": "bytes"},
-                                    ],
-                                },
-                            },
-                        },
-                    ],
-                },
-            },
-            {
-                "name": "accepted",
-                "type": [
-                    "null",
-                    {
-                        "type": "record",
-                        "name": "Verified",
-                        "fields": [
-                            {"name": "signer", "type": _STRING},
-                            {"name": "rewritten_payload", "type": ["null", "bytes"]},
-                        ],
-                    },
-                ],
-            },
-            {
-                "name": "rejected",
-                "type": [
-                    "null",
-                    {
-                        "type": "record",
-                        "name": "Refused",
-                        "fields": [
-                            {"name": "code", "type": _STRING},
-                            {"name": "detail", "type": _STRING},
-                            {"name": "submission_id", "type": _STRING},
-                            {"name": "sender_code", "type": _STRING},
-                            {
-                                "name": "errors",
-                                "type": {
-                                    "type": "array",
-                                    "items": {
-                                        "type": "record",
-                                        "name": "FailedRecord",
-                                        "fields": [
-                                            {"name": "index", "type": "int"},
-                                            {"name": "code", "type": _STRING},
-                                            {"name": "detail", "type": _STRING},
-                                        ],
-                                    },
-                                },
-                            },
-                        ],
-                    },
-                ],
-            },
-        ],
     }
 )
 
