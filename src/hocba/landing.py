@@ -1,10 +1,12 @@
 """Land one prepared batch: stage its records in ClickHouse, decide, one insert, audit, DLQ.
 
 Runs on the store's own thread (chDB has a single owner). ClickHouse parses, validates and
-enriches every record of the batch into a staging table (`record_sql`); Python then decides
-per message and per record on that compact result: which messages are dead letters, which
-records failed a rule (their detail written by `validate.py`), which are new, duplicates or
-corrections (`dedupe`), and the one insert of the records to land. It raises only when the
+enriches every record of the batch into a staging table (`record_sql`) and sums it up per
+message. A message whose records all pass and whose keys are new lands whole, decided on
+its summary alone; only the others' records are read back, and Python decides on them:
+which messages are dead letters, which records failed a rule (their detail written by
+`validate.py`), which are new, duplicates or corrections (`dedupe`). Then one insert of
+the records to land. It raises only when the
 store fails, and the worker then retries the whole call: every step is idempotent (staging
 is replaced, the records insert carries a deterministic token, the dedupe lookup sees what
 an earlier try landed).
@@ -20,13 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hocba.domain.columns import DEAD_LETTER_COLUMNS, SUBMISSION_COLUMNS
+from hocba.domain.columns import DEAD_LETTER_COLUMNS, SUBMISSION_COLUMNS, RecordKey
 from hocba.domain.messages import RawMessage, RecordError, Rejection, Submission
 from hocba.domain.reasons import Reason
 from hocba.pipeline.codec import SchemaRegistry, default_schema_dir, load_registry
 from hocba.pipeline.deadletter import DeadLetter, record_errors_json, to_dead_letter
 from hocba.pipeline.decode import decode_payload, first_block_count
-from hocba.pipeline.dedupe import classify, record_key
+from hocba.pipeline.dedupe import Classified, classify, record_key
 from hocba.pipeline.process import Accepted, Prepared
 from hocba.pipeline.record_sql import (
     batch_schema_json,
@@ -35,7 +37,7 @@ from hocba.pipeline.record_sql import (
     hmac_pads,
     position,
 )
-from hocba.pipeline.rows import arrow_table, dedup_token
+from hocba.pipeline.rows import arrow_table, batch_token, dedup_token
 from hocba.pipeline.validate import validate_record
 from hocba.store.base import Store
 
@@ -89,12 +91,28 @@ class RecordStage:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A message after staging: the records to consider landing, and those that failed."""
+    """A message after staging: the records to consider landing (`rows`; None when all of
+    them land, decided on the summary), and those that failed."""
 
     item: Accepted
-    rows: tuple[dict[str, Any], ...]
-    records_total: int
+    m: int  # position in the staged batch
+    summary: Mapping[str, Any]  # its row of `record_sql.summary_sql`
+    rows: tuple[dict[str, Any], ...] | None
     record_errors: tuple[RecordError, ...] = ()
+
+    @property
+    def records_total(self) -> int:
+        return int(self.summary["records"])
+
+    def decide(self, landed: dict[RecordKey, tuple[int, str]]) -> tuple[Classified, str]:
+        """What lands of this message, and its dedup token; `landed` learns what it lands."""
+        if self.rows is None:
+            every = Classified((), self.records_total, 0, 0, 0)
+            return every, self.summary["token"]
+        result = classify(self.rows, landed)
+        for row in result.to_land:
+            landed[record_key(row)] = (row["revision"], row["content_hash"])
+        return result, dedup_token(result.to_land)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,16 +233,16 @@ def landing_parameters(
     }
 
 
-def _landing_parameters(
-    items: Sequence[Accepted], to_land: Sequence[Mapping[str, Any]], staged: int
-) -> dict[str, Any]:
-    """Positions only when some staged records stay behind (failed, duplicate, stale)."""
-    positions = [position(r["m"], r["idx"]) for r in to_land] if len(to_land) < staged else None
-    return landing_parameters(
-        [i.submission for i in items],
-        [(i.message.partition, i.message.offset) for i in items],
-        positions,
-    )
+def _positions(landing: Sequence[tuple[Checked, Classified]]) -> list[int]:
+    """The staged positions of the records that land: a message decided on its summary
+    lands all of its records, the others those `classify` chose."""
+    found = []
+    for message, result in landing:
+        if message.rows is None:
+            found += [position(message.m, idx) for idx in range(message.records_total)]
+        else:
+            found += [position(row["m"], row["idx"]) for row in result.to_land]
+    return found
 
 
 def _stage_batch(store: Store, stage: RecordStage, items: Sequence[Accepted]) -> None:
@@ -259,8 +277,8 @@ def _unreadable(
 
 def _staged(
     store: Store, stage: RecordStage, items: Sequence[Accepted]
-) -> tuple[list[Accepted], list[Rejection], list[dict[str, Any]]]:
-    """Stage the batch: the messages staged, those rejected as unreadable, the staged rows.
+) -> tuple[list[Accepted], list[Rejection]]:
+    """Stage the batch: the messages staged, and those rejected as unreadable.
 
     One unreadable payload fails the whole container, so then the culprits are found and
     the rest is staged again (each round blames at least one message, or raises).
@@ -272,10 +290,19 @@ def _staged(
         blamed = {id(r.message) for r in rejected}
         readable = [i for i in items if id(i.message) not in blamed]
         if not readable:
-            return [], rejected, []
-        staged_items, more, rows = _staged(store, stage, readable)
-        return staged_items, rejected + more, rows
-    return list(items), [], store.staged()
+            return [], rejected
+        staged_items, more = _staged(store, stage, readable)
+        return staged_items, rejected + more
+    return list(items), []
+
+
+def _contested(summaries: Mapping[int, Mapping[str, Any]]) -> list[int]:
+    """The messages landing must read record by record: some failed, are outside the
+    sender's province, or have a key already landed or staged twice."""
+    return [m for m, summary in summaries.items() if any(summary[n] for n in _CONTESTED_FIGURES)]
+
+
+_CONTESTED_FIGURES = ("failed", "outside", "contested")
 
 
 def _details(
@@ -303,14 +330,26 @@ def _details(
 
 
 def _check(
-    item: Accepted, rows: Sequence[dict[str, Any]], stage: RecordStage
+    item: Accepted,
+    m: int,
+    summary: Mapping[str, Any] | None,
+    rows: Sequence[dict[str, Any]] | None,
+    stage: RecordStage,
 ) -> Checked | Rejection:
-    """Per message, in the order of the former Python stages: decode, authorise, validate."""
-    if not rows:
+    """Per message, in the order of the former Python stages: decode, authorise, validate.
+    `rows` are its staged records if they were read (`_contested`)."""
+    if summary is None:  # no record staged
         return _reject(item, Reason.DECODE_EMPTY_BATCH, "the batch holds no record")
-    if len(rows) > stage.max_records:
-        detail = f"{len(rows)} records > limit {stage.max_records}"
+    if summary["records"] > stage.max_records:
+        detail = f"{summary['records']} records > limit {stage.max_records}"
         return _reject(item, Reason.DECODE_TOO_LARGE, detail)
+    if rows is None:
+        return Checked(item, m, summary, None)
+    if any(r["code"] == Reason.DECODE_MALFORMED for r in rows):  # not UTF-8, say where
+        decoded = decode_payload(item.message, item.submission, stage.registry, stage.max_records)
+        if isinstance(decoded, Rejection):
+            return decoded
+        return _reject(item, Reason.DECODE_MALFORMED, "payload: a string is not valid UTF-8")
     outside = next((r for r in rows if not r["authorised"]), None)
     if outside is not None:
         detail = (
@@ -325,7 +364,7 @@ def _check(
         first = errors[0]
         detail = f"all {len(errors)} records failed; first: {first.detail}"
         return _reject(item, first.code, detail, errors)
-    return Checked(item, good, len(rows), tuple(errors))
+    return Checked(item, m, summary, good, tuple(errors))
 
 
 def land_prepared(
@@ -335,28 +374,31 @@ def land_prepared(
     worker: str,
     redelivered: Collection[str] = (),
 ) -> LandResult:
-    """Stage the batch, classify every passing record against what is landed (one lookup),
-    then insert.
+    """Stage the batch, classify every passing record against what is landed, then insert.
 
     Submissions in `redelivered` were landed completely before (DESIGN §5, layer 1): they
     are audited as duplicates without staging, an insert or a dead letter. What is landed
-    under each staged key (layer 2) comes with the staged rows, from one join.
+    under each staged key (layer 2) is looked up in ClickHouse: in the summary for every
+    message, and with the records of those read back (`_contested`).
     """
     now = datetime.now(UTC)
     fresh = [a for a in prepared.accepted if a.submission.submission_id not in redelivered]
     repeats = [a for a in prepared.accepted if a.submission.submission_id in redelivered]
-    staged_items, unreadable, staged = _staged(store, stage, fresh) if fresh else ([], [], [])
+    staged_items, unreadable = _staged(store, stage, fresh) if fresh else ([], [])
+    summaries = {row["m"]: row for row in store.staged_summary()} if staged_items else {}
+    contested = _contested(summaries)
     by_message: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for staged_row in staged:
+    for staged_row in store.staged(contested) if contested else ():
         by_message[staged_row["m"]].append(staged_row)
     checked: list[Checked] = []
     rejections = list(prepared.rejected) + unreadable
     for m, item in enumerate(staged_items):
-        verdict = _check(item, by_message[m], stage)
+        verdict = _check(item, m, summaries.get(m), by_message.get(m), stage)
         (rejections if isinstance(verdict, Rejection) else checked).append(verdict)  # type: ignore[arg-type]
     landed = {
         record_key(r): (r["landed_revision"], r["landed_hash"])
-        for r in staged
+        for rows in by_message.values()
+        for r in rows
         if r["landed_revision"]
     }
     audits = [_rejected_audit(r, prepared.received_at) for r in rejections]
@@ -372,20 +414,22 @@ def land_prepared(
         records_duplicate=sum(repeated_records),
         dead_lettered=len(rejections),
     )
-    to_land: list[Mapping[str, Any]] = []
+    landing: list[tuple[Checked, Classified]] = []
+    tokens = []
     for message in checked:
-        result = classify(message.rows, landed)
-        for row in result.to_land:
-            to_land.append(row)
-            landed[record_key(row)] = (row["revision"], row["content_hash"])
+        result, token = message.decide(landed)
+        lands = result.new + result.corrections
+        if lands:
+            landing.append((message, result))
+            tokens.append(token)
         errors = message.record_errors
         if errors:
             rejections.append(_partial_rejection(message))
-        outcome = "partial" if errors else "accepted" if result.to_land else "duplicate"
+        outcome = "partial" if errors else "accepted" if lands else "duplicate"
         reason = str(errors[0].code) if errors else ""
         outcomes[(outcome, reason)] += 1
         figures = {
-            "records_landed": len(result.to_land),
+            "records_landed": lands,
             "records_duplicate": result.duplicates,
             "records_stale": result.stale,
             "records_failed": len(errors),
@@ -401,9 +445,15 @@ def land_prepared(
             )
         )
         counts.update(figures)
-    if to_land:
-        parameters = _landing_parameters(staged_items, to_land, len(staged))
-        store.land_staged(parameters, dedup_token(to_land))
+    if landing:
+        staged = sum(int(summary["records"]) for summary in summaries.values())
+        every = counts["records_landed"] == staged  # else a positions filter, at a cost
+        parameters = landing_parameters(
+            [i.submission for i in staged_items],
+            [(i.message.partition, i.message.offset) for i in staged_items],
+            None if every else _positions(landing),
+        )
+        store.land_staged(parameters, batch_token(tokens))
     store.insert_rows("submissions", arrow_table(SUBMISSION_COLUMNS, audits))
     if rejections:
         rows = [_dead_letter_row(r, worker, now) for r in rejections]

@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 
 from hocba.domain.columns import ENRICHED_COLUMNS
+from hocba.domain.messages import RawMessage
 from hocba.domain.reasons import Reason
 from hocba.landing import RecordStage, land_prepared
 from hocba.pipeline.codec import RECORD_BATCH, decode, load_registry
 from hocba.pipeline.process import process_batch
 from hocba.pipeline.record_sql import STAGING_TABLE
+from hocba.pipeline.rows import dedup_token
 from hocba.pipeline.validate import validate_record
 from hocba.publishing import encode_payload
 from hocba.reference.loader import default_departments, load_reference_dir
@@ -75,8 +77,14 @@ def _reference(*schools: School) -> ReferenceData:
 
 
 @pytest.fixture(scope="module")
-def stager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stager]:
-    store = ChdbStore(tmp_path_factory.mktemp("stage") / "chdb", "test")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory for the module: chDB opens one per process at a time."""
+    return tmp_path_factory.mktemp("stage") / "chdb"
+
+
+@pytest.fixture(scope="module")
+def stager(chdb_dir: Path) -> Iterator[Stager]:
+    store = ChdbStore(chdb_dir, "test")
     store.ensure_schema()
     try:
         yield Stager(store, _reference(TAN_AN, *_SCHOOLS))
@@ -254,3 +262,81 @@ def test_unreadable_payloads_are_blamed_alone_and_their_neighbours_land(
         (overcounted, Reason.DECODE_MALFORMED),
     ]
     assert result.outcomes[("accepted", "")] == 2
+
+
+def test_each_message_is_summed_up_with_the_dedup_token_of_its_records(stager: Stager) -> None:
+    records = generate_records(_SCHOOLS, count=31, seed=5)
+    failing = corrupt_record(records.pop(), CORRUPTION_KINDS[0])  # under a key of its own
+    stager.stage([records[:10], [records[10], records[10]], [failing, *records[11:]]])
+    rows = stager.store.staged()
+    summary = stager.store.staged_summary()
+    figures = [(s["m"], s["records"], s["failed"], s["contested"]) for s in summary]
+    assert figures == [(0, 10, 0, 0), (1, 2, 0, 2), (2, 20, 1, 0)]
+    tokens = [dedup_token([r for r in rows if r["m"] == m]) for m in range(3)]
+    assert [s["token"] for s in summary] == tokens
+    assert stager.store.staged([1]) == [r for r in rows if r["m"] == 1]
+
+
+def test_only_contested_messages_are_read_and_each_record_is_decided_once(
+    stager: Stager, chdb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Landed keys and keys staged twice send a message down the record-by-record path;
+    the rest land whole on their summary, and together they count as `classify` says."""
+    world = World(tmp_path / "world")
+    records = decode(world.registry, RECORD_BATCH, world.submission.payload)["records"]
+    first, second, third, fourth = records[:4]
+
+    def message(*batch: Record) -> RawMessage:
+        return raw(world.envelope(encode_payload(world.registry, list(batch))))
+
+    store = ChdbStore(chdb_dir, "contested")  # beside the stager's: a database of its own
+    store.ensure_schema()
+    mirror_reference(store, world.ctx.reference)
+    read: list[Sequence[int] | None] = []
+    store_staged = store.staged
+
+    def staged(messages: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        read.append(messages)
+        return store_staged(messages)
+
+    monkeypatch.setattr(store, "staged", staged)
+    try:
+        land_prepared(store, process_batch([message(first, second)], world.ctx), LANDING, "t")
+        correction = {**first, "revision": first["revision"] + 1}
+        batch = [
+            message(correction, third),  # a correction, and a key staged twice
+            message(third, fourth),  # the second copy: a duplicate
+            message(second),  # landed before: a duplicate
+            message(fourth | {"revision": fourth["revision"] + 1}),  # newer than its twin
+        ]
+        result = land_prepared(store, process_batch(batch, world.ctx), LANDING, "t")
+        final = "SELECT count() AS n, sum(revision) AS revisions FROM contested.records FINAL"
+        landed = store.query(final)[0]
+    finally:
+        store.close()
+    assert read == [[0, 1, 2, 3]]  # the first batch, all new, was decided on its summary
+    assert (result.counts["records_landed"], result.counts["records_duplicate"]) == (4, 2)
+    assert result.counts["records_stale"] == 0
+    assert result.outcomes == {("accepted", ""): 3, ("duplicate", ""): 1}
+    revisions = sum(r["revision"] for r in (first, second, third, fourth)) + 2
+    assert landed == {"n": 4, "revisions": revisions}  # both corrections are what remains
+
+
+@pytest.mark.parametrize("text", [b"0100001", b"TIENG_VIET"], ids=["school_code", "subject"])
+def test_text_that_is_not_utf8_is_malformed_and_never_lands(
+    stager: Stager, tmp_path: Path, text: bytes
+) -> None:
+    """ClickHouse reads such bytes as they are; Python's decoder refuses them. Found by the
+    payload fuzz test: the staged rows could not even be read back."""
+    world = World(tmp_path / "world")
+    payload = world.submission.payload
+    assert text in payload
+    broken = raw(world.envelope(payload.replace(text, b"\x80" + text[1:], 1)))
+    batch = [raw(world.valid[1]), broken]
+    mirror_reference(stager.store, world.ctx.reference)
+    try:
+        result = land_prepared(stager.store, process_batch(batch, world.ctx), LANDING, "test")
+    finally:
+        mirror_reference(stager.store, _reference(TAN_AN, *_SCHOOLS))
+    assert [(r.message, r.code) for r in result.rejected] == [(broken, Reason.DECODE_MALFORMED)]
+    assert result.outcomes[("dead_lettered", Reason.DECODE_MALFORMED)] == 1  # the one

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from hocba.domain.columns import DEPARTMENT_COLUMNS, RECORD_COLUMNS
-from hocba.pipeline.rows import arrow_field, arrow_schema, arrow_table, dedup_token
+from hocba.pipeline.rows import arrow_field, arrow_schema, arrow_table, batch_token, dedup_token
 
 SENT = datetime(2025, 9, 5, 7, 30, 1, 250000, tzinfo=UTC)
 
@@ -148,3 +148,9 @@ def test_dedup_token_ignores_order_and_kafka_coordinates() -> None:
 )
 def test_dedup_token_changes_with_what_is_landed(change: dict[str, Any]) -> None:
     assert dedup_token([record()]) != dedup_token([record(**change)])
+
+
+def test_batch_token_names_the_messages_landed_in_any_order() -> None:
+    tokens = [dedup_token([record(student_key=f"{n:02}" * 32)]) for n in range(3)]
+    assert batch_token(tokens) == batch_token(tokens[::-1]) != batch_token(tokens[:2])
+    assert len(batch_token(tokens)) == 64

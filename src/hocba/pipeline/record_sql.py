@@ -376,7 +376,9 @@ def stage_sql(database: str, staging: str, source: str) -> str:
     staged = {
         "m": "m",
         "idx": "toUInt32(idx - 1)",
-        "code": validation_sql(),
+        # Avro strings are UTF-8, and Python's decoder refuses the payload otherwise: such a
+        # record must not land, nor its bytes reach Python as text.
+        "code": f"if(isValidUTF8(toString(r)), {validation_sql()}, '{Reason.DECODE_MALFORMED}')",
         "authorised": authorised,
         "department_province": "d.province_code",
         **_enriched(),
@@ -400,22 +402,67 @@ def stage_sql(database: str, staging: str, source: str) -> str:
     )
 
 
-def staged_sql(database: str, staging: str) -> str:
-    """What landing decides on, per staged record in batch order, with what is already
-    landed under its key (revision 0 when nothing): the dedupe lookup is a join here, over
-    the primary key of `records`, instead of a query with the batch's keys as parameters."""
-    key = "school_year, school_code, grade, student_key"
+_KEY = "school_year, school_code, grade, student_key"
+
+
+def token_sql() -> str:
+    """`rows.dedup_token` of a group of staged records, as an aggregate (a test holds the two
+    to the same value): sorted byte-wise, as Python sorts their code points."""
+    fields = ("school_year", "school_code", "toString(grade)", "student_key")
+    entry = ", '\\x1F', ".join((*fields, "toString(revision)", "content_hash"))
+    return f"lower(hex(SHA256(arrayStringConcat(arraySort(groupArray(concat({entry}))), '\\x1E'))))"
+
+
+def summary_sql(database: str, staging: str) -> str:
+    """Per staged message: its records, those failing a rule or outside the sender's
+    province, those whose key is contested (already landed, or staged more than once in the
+    batch), and the dedup token of all its records.
+
+    A message with none failed, outside or contested lands every record as new, which is
+    what landing decides for almost every message: its rows need not leave ClickHouse.
+    """
     db = f"`{database}`"
+    staged_keys = f"SELECT {_KEY} FROM {db}.`{staging}`"
+    landed = f"SELECT {_KEY} FROM {db}.`records` WHERE ({_KEY}) IN ({staged_keys})"
+    repeated = f"{staged_keys} GROUP BY {_KEY} HAVING count() > 1"
+    return (
+        "SELECT m, count() AS records, countIf(code != '') AS failed,"
+        " countIf(NOT authorised) AS outside,"
+        f" countIf(({_KEY}) IN ({landed}) OR ({_KEY}) IN ({repeated})) AS contested,"
+        f" {token_sql()} AS token"
+        f" FROM {db}.`{staging}` GROUP BY m ORDER BY m"
+    )
+
+
+def staged_sql(database: str, staging: str, some: bool = False) -> str:
+    """What landing decides on, per staged record in batch order (with `some`, only those of
+    the messages in `{messages:Array(UInt32)}`), with what is already landed under its key
+    (revision 0 when nothing): the dedupe lookup is a join here, over the primary key of
+    `records`, instead of a query with the batch's keys as parameters. Key text that is not
+    UTF-8 (its record is `decode.malformed`) is made readable, so Python can decode it."""
+    db = f"`{database}`"
+    where = " WHERE m IN {messages:Array(UInt32)}" if some else ""
+    text = "toValidUTF8(school_year) AS school_year, toValidUTF8(school_code) AS school_code"
+    staged = f"(SELECT * REPLACE ({text}) FROM {db}.`{staging}`{where})"
     return (
         "SELECT m, idx, code, authorised, department_province, school_year, school_code,"
         " grade, student_key, revision, content_hash, landed_revision, landed_hash"
-        f" FROM {db}.`{staging}`"
-        f" LEFT JOIN (SELECT {key}, max(revision) AS landed_revision,"
+        f" FROM {staged} AS staged"
+        f" LEFT JOIN (SELECT {_KEY}, max(revision) AS landed_revision,"
         " argMax(content_hash, revision) AS landed_hash"
-        f" FROM {db}.`records` WHERE ({key}) IN (SELECT {key} FROM {db}.`{staging}`)"
-        f" GROUP BY {key}) AS landed USING ({key})"
+        f" FROM {db}.`records` WHERE ({_KEY}) IN (SELECT {_KEY} FROM {staged})"
+        f" GROUP BY {_KEY}) AS landed USING ({_KEY})"
         " ORDER BY m, idx SETTINGS join_use_nulls = 0"
     )
+
+
+def staged_request(
+    database: str, staging: str, messages: Sequence[int] | None
+) -> tuple[str, dict[str, Any]]:
+    """`staged_sql` and its parameters: every staged message, or those in `messages`."""
+    if messages is None:
+        return staged_sql(database, staging), {}
+    return staged_sql(database, staging, some=True), {"messages": list(messages)}
 
 
 def land_sql(database: str, staging: str, subset: bool) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -82,14 +82,20 @@ def arrow_table(columns: Sequence[tuple[str, str]], rows: Sequence[Mapping[str, 
 
 
 def dedup_token(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A token that names the batch by what it lands: record keys, revisions, content hashes.
+    """A token that names what a message lands: record keys, revisions, content hashes.
 
-    Order-independent and blind to Kafka coordinates, so a re-delivered batch (same records,
-    maybe re-read at another offset after a rebalance) gets the same token and ClickHouse
-    drops the repeated insert.
+    Order-independent and blind to Kafka coordinates, so a re-delivered message (same
+    records, maybe re-read at another offset after a rebalance) gets the same token.
+    `record_sql.token_sql` computes the same in ClickHouse.
     """
     entries = sorted(
         "\x1f".join(str(row[name]) for name in (*RECORD_KEY, "revision", "content_hash"))
         for row in rows
     )
     return hashlib.sha256("\x1e".join(entries).encode()).hexdigest()
+
+
+def batch_token(message_tokens: Iterable[str]) -> str:
+    """The records insert's deduplication token: what each message of the batch lands, in
+    any order, so a re-delivered batch is dropped by ClickHouse if it ever got that far."""
+    return hashlib.sha256("\x1e".join(sorted(message_tokens)).encode()).hexdigest()

@@ -35,8 +35,12 @@ class Store(Protocol):
     ) -> None:
         """Replace the staged batch with the records of Avro containers (`record_sql`)."""
 
-    def staged(self) -> list[dict[str, Any]]:
-        """Per staged record, in batch order: what landing decides on (`record_sql`)."""
+    def staged(self, messages: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """Per staged record (of `messages` only, if given), in batch order: what landing
+        decides on (`record_sql.staged_sql`)."""
+
+    def staged_summary(self) -> list[dict[str, Any]]:
+        """Per staged message, in batch order: its figures (`record_sql.summary_sql`)."""
 
     def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
         """Insert the staged records (those at `positions`, if given) into `records`."""

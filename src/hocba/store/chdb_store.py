@@ -37,7 +37,14 @@ import pyarrow as pa
 from chdb import session as chdb_session
 from clickhouse_connect.driver.binding import format_bind_value, must_escape
 
-from hocba.pipeline.record_sql import STAGING_TABLE, land_sql, stage_sql, staged_sql, staging_ddl
+from hocba.pipeline.record_sql import (
+    STAGING_TABLE,
+    land_sql,
+    stage_sql,
+    staged_request,
+    staging_ddl,
+    summary_sql,
+)
 from hocba.store.base import (
     StoreLockedError,
     check_database,
@@ -123,8 +130,11 @@ class ChdbStore:
         params = {k: bind_value(v) for k, v in parameters.items()}
         self._run(stage_sql(self._database, STAGING_TABLE, source), "CSV", params)
 
-    def staged(self) -> list[dict[str, Any]]:
-        return self.query(staged_sql(self._database, STAGING_TABLE))
+    def staged(self, messages: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        return self.query(*staged_request(self._database, STAGING_TABLE, messages))
+
+    def staged_summary(self) -> list[dict[str, Any]]:
+        return self.query(summary_sql(self._database, STAGING_TABLE))
 
     def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
         settings = f" SETTINGS insert_deduplication_token = '{check_token(dedup_token)}'"

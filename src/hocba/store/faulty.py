@@ -45,9 +45,13 @@ class FaultyStore:
         self._check()
         self._inner.stage_batch(containers, structure, parameters)
 
-    def staged(self) -> list[dict[str, Any]]:
+    def staged(self, messages: Sequence[int] | None = None) -> list[dict[str, Any]]:
         self._check()
-        return self._inner.staged()
+        return self._inner.staged(messages)
+
+    def staged_summary(self) -> list[dict[str, Any]]:
+        self._check()
+        return self._inner.staged_summary()
 
     def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
         self._check()

@@ -82,7 +82,10 @@ class WorkerStore:
     ) -> None:
         self._read_only()
 
-    def staged(self) -> list[dict[str, Any]]:
+    def staged(self, messages: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        self._read_only()
+
+    def staged_summary(self) -> list[dict[str, Any]]:
         self._read_only()
 
     def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:

@@ -17,7 +17,14 @@ from typing import Any
 import clickhouse_connect
 import pyarrow as pa
 
-from hocba.pipeline.record_sql import STAGING_TABLE, land_sql, stage_sql, staged_sql, staging_ddl
+from hocba.pipeline.record_sql import (
+    STAGING_TABLE,
+    land_sql,
+    stage_sql,
+    staged_request,
+    staging_ddl,
+    summary_sql,
+)
 from hocba.store.base import (
     check_database,
     check_table,
@@ -60,8 +67,11 @@ class ServerStore:
         sql = stage_sql(self._database, self._staging, raw)
         self._client.command(sql, parameters=dict(parameters))
 
-    def staged(self) -> list[dict[str, Any]]:
-        return self.query(staged_sql(self._database, self._staging))
+    def staged(self, messages: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        return self.query(*staged_request(self._database, self._staging, messages))
+
+    def staged_summary(self) -> list[dict[str, Any]]:
+        return self.query(summary_sql(self._database, self._staging))
 
     def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
         self._client.command(
