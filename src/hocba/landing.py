@@ -367,6 +367,31 @@ def _check(
     return Checked(item, m, summary, good, tuple(errors))
 
 
+@dataclass(frozen=True, slots=True)
+class StagedBatch:
+    """A batch in the store's staging table, waiting to land (`stage_prepared`)."""
+
+    prepared: Prepared
+    staged: list[Accepted]  # in staging order: a message's position is its `m`
+    unreadable: list[Rejection]
+    repeats: list[Accepted]  # landed completely before: not staged
+
+
+def stage_prepared(
+    store: Store, prepared: Prepared, stage: RecordStage, redelivered: Collection[str] = ()
+) -> StagedBatch:
+    """Stage a batch. Nothing here depends on what is landed, so the next batch may be staged
+    (in a store of its own) while this one lands.
+
+    Submissions in `redelivered` were landed completely before (DESIGN §5, layer 1): they
+    are audited as duplicates without staging, an insert or a dead letter.
+    """
+    fresh = [a for a in prepared.accepted if a.submission.submission_id not in redelivered]
+    repeats = [a for a in prepared.accepted if a.submission.submission_id in redelivered]
+    staged_items, unreadable = _staged(store, stage, fresh) if fresh else ([], [])
+    return StagedBatch(prepared, staged_items, unreadable, repeats)
+
+
 def land_prepared(
     store: Store,
     prepared: Prepared,
@@ -374,24 +399,30 @@ def land_prepared(
     worker: str,
     redelivered: Collection[str] = (),
 ) -> LandResult:
-    """Stage the batch, classify every passing record against what is landed, then insert.
+    """Stage the batch, then land it (`land_staged_batch`)."""
+    return land_staged_batch(
+        store, stage_prepared(store, prepared, stage, redelivered), stage, worker
+    )
 
-    Submissions in `redelivered` were landed completely before (DESIGN §5, layer 1): they
-    are audited as duplicates without staging, an insert or a dead letter. What is landed
-    under each staged key (layer 2) is looked up in ClickHouse: in the summary for every
-    message, and with the records of those read back (`_contested`).
+
+def land_staged_batch(
+    store: Store, batch: StagedBatch, stage: RecordStage, worker: str
+) -> LandResult:
+    """Classify every staged record that passed against what is landed, then insert.
+
+    What is landed under each staged key (layer 2) is looked up in ClickHouse: in the
+    summary for every message, and with the records of those read back (`_contested`).
+    Batches must land in order, each after the one before it, for that lookup to see them.
     """
     now = datetime.now(UTC)
-    fresh = [a for a in prepared.accepted if a.submission.submission_id not in redelivered]
-    repeats = [a for a in prepared.accepted if a.submission.submission_id in redelivered]
-    staged_items, unreadable = _staged(store, stage, fresh) if fresh else ([], [])
+    prepared, staged_items, repeats = batch.prepared, batch.staged, batch.repeats
     summaries = {row["m"]: row for row in store.staged_summary()} if staged_items else {}
     contested = _contested(summaries)
     by_message: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for staged_row in store.staged(contested) if contested else ():
         by_message[staged_row["m"]].append(staged_row)
     checked: list[Checked] = []
-    rejections = list(prepared.rejected) + unreadable
+    rejections = list(prepared.rejected) + batch.unreadable
     for m, item in enumerate(staged_items):
         verdict = _check(item, m, summaries.get(m), by_message.get(m), stage)
         (rejections if isinstance(verdict, Rejection) else checked).append(verdict)  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ from hocba.domain.messages import RawMessage, Rejection
 from hocba.domain.reasons import Reason
 from hocba.kafka.lag import partition_lags
 from hocba.lander import Lander
+from hocba.landing import StagedBatch
 from hocba.metrics import Metrics
 from hocba.pipeline.codec import SchemaRegistry, load_registry
 from hocba.pipeline.handoff import decode_item, encode_item
@@ -225,9 +226,11 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
             return from_handoff(events, registry)
         return await ingestor.prepare([raw_message(e.message) for e in events])
 
-    async def deliver(prepared: Prepared) -> None:
+    async def deliver(
+        prepared: Prepared, slot: int, staging: asyncio.Future[StagedBatch] | None
+    ) -> None:
         if lander is not None:
-            await lander.land(prepared)
+            await lander.land(prepared, slot, staging)
         else:
             await retry_outage("hand-off", lambda: hand_off(prepared), backpressure)
 
@@ -242,19 +245,28 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         batch was taken). Deliveries still run one after
         another in batch order (the store thread is sequential, so each dedupe lookup sees
         the batches before it), and each delivery acks its own events when it is done, so
-        the last batch of a burst is acked without waiting for the next one.
+        the last batch of a burst is acked without waiting for the next one. A lander stages
+        a batch while the one before it lands, in two slots used in turn (`Lander`).
         """
         in_flight: deque[asyncio.Task[None]] = deque()
+        batches = 0
 
         async def land_then_ack(
             previous: asyncio.Task[None] | None,
+            two_back: asyncio.Task[None] | None,
+            slot: int,
             events: Sequence[Any],
             preparing: asyncio.Future[Prepared],
         ) -> None:
             prepared = await preparing
+            staging = None
+            if lander is not None:
+                if two_back is not None:  # it landed from the slot staged in now
+                    await asyncio.shield(two_back)
+                staging = asyncio.ensure_future(lander.stage_ahead(prepared, slot))
             if previous is not None:
                 await asyncio.shield(previous)
-            await deliver(prepared)
+            await deliver(prepared, slot, staging)
             for event in events:
                 await stream.ack(event)
 
@@ -265,7 +277,9 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
                 for events in by_size(taken, settings.batch_max_bytes):
                     preparing = asyncio.ensure_future(prepare(events))
                     previous = in_flight[-1] if in_flight else None
-                    landing = land_then_ack(previous, events, preparing)
+                    two_back = in_flight[-2] if len(in_flight) > 1 else None
+                    landing = land_then_ack(previous, two_back, batches % 2, events, preparing)
+                    batches += 1
                     in_flight.append(asyncio.ensure_future(landing))
                     while in_flight and (len(in_flight) > MAX_IN_FLIGHT or in_flight[0].done()):
                         await in_flight.popleft()

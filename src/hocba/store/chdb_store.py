@@ -93,9 +93,10 @@ class ChdbStore:
     """Meant to be owned by one landing thread; other threads (statistics) may share it, their
     calls are serialised by a lock rather than interleaved on the one engine connection."""
 
-    def __init__(self, path: Path, database: str) -> None:
+    def __init__(self, path: Path, database: str, staging: str = STAGING_TABLE) -> None:
         self._path = path
         self._database = check_database(database)
+        self._staging = staging  # a second store on the directory stages beside the first
         self._lock = threading.Lock()
         path.mkdir(parents=True, exist_ok=True)
         try:
@@ -113,7 +114,7 @@ class ChdbStore:
     def ensure_schema(self) -> None:
         for statement in schema_statements(self._database):
             self._run(statement)
-        self._run(staging_ddl(self._database, STAGING_TABLE))
+        self._run(staging_ddl(self._database, self._staging))
 
     def stage_batch(
         self, containers: Sequence[bytes], structure: str, parameters: Mapping[str, Any]
@@ -122,23 +123,24 @@ class ChdbStore:
         (`send_insert` refuses `INSERT … SELECT`, so `input()` is not available here)."""
         folder = self._path.resolve()
         for n, data in enumerate(containers):
-            (folder / f"staging-{n}.avro").write_bytes(data)
+            (folder / f"{self._staging}-{n}.avro").write_bytes(data)
         numbers = ",".join(str(n) for n in range(len(containers)))
-        pattern = f"staging-{{{numbers}}}.avro" if len(containers) > 1 else "staging-0.avro"
+        files = f"{{{numbers}}}" if len(containers) > 1 else "0"
+        pattern = f"{self._staging}-{files}.avro"
         source = f"file({_literal(str(folder / pattern))}, 'Avro', {_literal(structure)})"
-        self._run(f"TRUNCATE TABLE `{self._database}`.`{STAGING_TABLE}`")
+        self._run(f"TRUNCATE TABLE `{self._database}`.`{self._staging}`")
         params = {k: bind_value(v) for k, v in parameters.items()}
-        self._run(stage_sql(self._database, STAGING_TABLE, source), "CSV", params)
+        self._run(stage_sql(self._database, self._staging, source), "CSV", params)
 
     def staged(self, messages: Sequence[int] | None = None) -> list[dict[str, Any]]:
-        return self.query(*staged_request(self._database, STAGING_TABLE, messages))
+        return self.query(*staged_request(self._database, self._staging, messages))
 
     def staged_summary(self) -> list[dict[str, Any]]:
-        return self.query(summary_sql(self._database, STAGING_TABLE))
+        return self.query(summary_sql(self._database, self._staging))
 
     def land_staged(self, parameters: Mapping[str, Any], dedup_token: str) -> None:
         settings = f" SETTINGS insert_deduplication_token = '{check_token(dedup_token)}'"
-        sql = land_sql(self._database, STAGING_TABLE, "positions" in parameters) + settings
+        sql = land_sql(self._database, self._staging, "positions" in parameters) + settings
         self._run(sql, "CSV", {k: bind_value(v) for k, v in parameters.items()})
 
     def insert_rows(self, table_name: str, table: pa.Table) -> None:

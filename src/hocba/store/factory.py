@@ -14,8 +14,11 @@ from hocba.store.base import Store
 from hocba.store.faulty import FaultyStore
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings, slot: int = 0) -> Store:
     """The store, with its schema in place; the caller owns it and must `close()` it.
+
+    A lander opens two, slots 0 and 1, to stage one batch while the other lands; each
+    stages in a table of its own (a server store always does).
 
     The backends are imported here, not at the top: chDB maps ~250 MB when imported, and
     every process that imports the CLI (the worker's CPU child re-imports it when spawned,
@@ -27,9 +30,11 @@ def open_store(settings: Settings) -> Store:
 
         store = ServerStore(settings.clickhouse_url.get_secret_value(), settings.database)
     else:
+        from hocba.pipeline.record_sql import STAGING_TABLE
         from hocba.store.chdb_store import ChdbStore
 
-        store = ChdbStore(settings.chdb_path, settings.database)
+        staging = STAGING_TABLE if slot == 0 else f"{STAGING_TABLE}_{slot}"
+        store = ChdbStore(settings.chdb_path, settings.database, staging)
     if settings.store_fault_file is not None:
         store = FaultyStore(store, settings.store_fault_file)
     try:

@@ -1,0 +1,98 @@
+"""The lander stages a batch while the one before it lands (two stores, two threads).
+
+Through the real `Lander` and chDB; the DLQ producer is a list, since no dead letter is
+expected here and the DLQ's delivery is tested through the broker elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hocba.backoff import Backpressure
+from hocba.lander import Lander
+from hocba.metrics import Metrics
+from hocba.pipeline.codec import RECORD_BATCH, decode
+from hocba.pipeline.process import process_batch
+from hocba.publishing import encode_payload
+from hocba.settings import Settings
+from tests.fuzz.test_fuzz_stages import World, raw
+
+pytestmark = pytest.mark.integration
+
+
+class Letters:
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send_and_wait(self, *args: Any) -> None:
+        self.sent.append(args)
+
+
+def _lander(world: World, data_dir: Path, fault_file: Path | None = None) -> Lander:
+    settings = Settings(
+        data_dir=data_dir,
+        trust_dir=world.scenario.trust_dir,
+        reference_dir=world.scenario.reference_dir,
+        store_fault_file=fault_file,
+    )
+    metrics = Metrics()
+    return Lander(Letters(), settings, metrics, Backpressure(metrics.backpressure))
+
+
+def test_a_batch_staged_ahead_still_sees_the_batch_before_it_land(tmp_path: Path) -> None:
+    """Batch 2 is staged before batch 1 lands; its dedupe lookup runs after, so a record of
+    batch 1 sent again counts as a duplicate, and a correction of another lands."""
+    world = World(tmp_path / "world")
+    records = decode(world.registry, RECORD_BATCH, world.submission.payload)["records"]
+    first, second, third = records[:3]
+
+    def batch(*messages: list[dict[str, Any]]) -> Any:
+        values = [raw(world.envelope(encode_payload(world.registry, m))) for m in messages]
+        return process_batch(values, world.ctx)
+
+    async def scenario() -> tuple[Any, Any, int]:
+        lander = _lander(world, tmp_path / "state")
+        try:
+            one = batch([first, second])
+            two = batch([first, third], [{**second, "revision": second["revision"] + 1}])
+            staged_one = asyncio.ensure_future(lander.stage_ahead(one, 0))
+            staged_two = asyncio.ensure_future(lander.stage_ahead(two, 1))
+            await asyncio.gather(staged_one, staged_two)  # both staged, nothing landed
+            landed_one = await lander.land(one, 0, staged_one)
+            landed_two = await lander.land(two, 1, staged_two)
+            rows = await lander.read("SELECT count() AS n FROM hocba.records FINAL", {})
+            return landed_one, landed_two, rows[0]["n"]
+        finally:
+            await lander.stop()
+
+    landed_one, landed_two, keys = asyncio.run(scenario())
+    assert landed_one.counts["records_landed"] == 2
+    assert (landed_two.counts["records_landed"], landed_two.counts["records_duplicate"]) == (2, 1)
+    assert keys == 3
+
+
+def test_a_batch_whose_staging_ahead_failed_is_staged_again_and_lands(tmp_path: Path) -> None:
+    world = World(tmp_path / "world")
+    fault = tmp_path / "store-is-out"
+
+    async def scenario() -> Any:
+        lander = _lander(world, tmp_path / "state", fault)
+        try:
+            await lander.land(process_batch([raw(world.valid[0])], world.ctx))  # opens slot 0
+            prepared = process_batch([raw(v) for v in world.valid[1:]], world.ctx)
+            fault.touch()
+            staging = asyncio.ensure_future(lander.stage_ahead(prepared, 0))
+            await asyncio.wait([staging])
+            assert isinstance(staging.exception(), Exception)
+            fault.unlink()
+            return await lander.land(prepared, 0, staging)
+        finally:
+            await lander.stop()
+
+    result = asyncio.run(scenario())
+    assert result.outcomes == Counter({("accepted", ""): len(world.valid) - 1})
