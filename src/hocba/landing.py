@@ -1,15 +1,15 @@
 """Land one prepared batch: stage its records in ClickHouse, decide, one insert, audit, DLQ.
 
-Runs on the store's own thread (chDB has a single owner). ClickHouse parses, validates and
-enriches every record of the batch into a staging table (`record_sql`) and sums it up per
-message. A message whose records all pass and whose keys are new lands whole, decided on
-its summary alone; only the others' records are read back, and Python decides on them:
-which messages are dead letters, which records failed a rule (their detail written by
-`validate.py`), which are new, duplicates or corrections (`dedupe`). Then one insert of
-the records to land. It raises only when the
-store fails, and the worker then retries the whole call: every step is idempotent (staging
-is replaced, the records insert carries a deterministic token, the dedupe lookup sees what
-an earlier try landed).
+Runs on the lander's threads, never on Faust's event loop: staging on one, landing on the
+other, batch after batch (`Lander`). ClickHouse parses, validates and enriches every record
+of the batch into a staging table (`record_sql`) and sums it up per message. A message whose
+records all pass and whose keys are new lands whole, decided on its summary alone; only the
+others' records are read back, and Python decides on them: which messages are dead
+letters, which records failed a rule (their detail written by `validate.py`), which are
+new, duplicates or corrections (`dedupe`). Then one insert of the records to land. It
+raises only when the store fails, and the worker then retries the whole call: every step
+is idempotent (staging is replaced, the records insert carries a deterministic token, the
+dedupe lookup sees what an earlier try landed).
 """
 
 from __future__ import annotations
