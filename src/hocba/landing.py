@@ -296,13 +296,13 @@ def _staged(
     return list(items), []
 
 
+_CONTESTED_FIGURES = ("failed", "outside", "contested")
+
+
 def _contested(summaries: Mapping[int, Mapping[str, Any]]) -> list[int]:
     """The messages landing must read record by record: some failed, are outside the
     sender's province, or have a key already landed or staged twice."""
     return [m for m, summary in summaries.items() if any(summary[n] for n in _CONTESTED_FIGURES)]
-
-
-_CONTESTED_FIGURES = ("failed", "outside", "contested")
 
 
 def _details(

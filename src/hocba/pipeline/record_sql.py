@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hocba.domain.columns import ENRICHED_COLUMNS, LANDING_COLUMNS, RECORD_COLUMNS
+from hocba.domain.columns import ENRICHED_COLUMNS, LANDING_COLUMNS, RECORD_COLUMNS, RECORD_KEY
 from hocba.domain.reasons import Reason
 from hocba.pipeline import rules_data as data
 from hocba.pipeline.codec import HEADER_LEN
@@ -402,14 +402,14 @@ def stage_sql(database: str, staging: str, source: str) -> str:
     )
 
 
-_KEY = "school_year, school_code, grade, student_key"
+_KEY = ", ".join(RECORD_KEY)
 
 
 def token_sql() -> str:
     """`rows.dedup_token` of a group of staged records, as an aggregate (a test holds the two
     to the same value): sorted byte-wise, as Python sorts their code points."""
-    fields = ("school_year", "school_code", "toString(grade)", "student_key")
-    entry = ", '\\x1F', ".join((*fields, "toString(revision)", "content_hash"))
+    fields = (*RECORD_KEY, "revision", "content_hash")  # those of `rows.dedup_token`
+    entry = ", '\\x1F', ".join(f"toString({name})" for name in fields)
     return f"lower(hex(SHA256(arrayStringConcat(arraySort(groupArray(concat({entry}))), '\\x1E'))))"
 
 
