@@ -27,11 +27,13 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-# chDB's jemalloc keeps freed pages for 5 s (`dirty_decay_ms:5000` in its build), so every
-# insert left ~300 MB resident; returning them at once cut a 600k-row insert run's peak from
-# 830 to 650 MB, for inserts ~40 % slower (still ~80k rows/s, far above the landing rate).
-# jemalloc reads this when the library loads, hence before the import; an operator's wins.
-os.environ.setdefault("JE_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
+# chDB's jemalloc keeps freed pages for 5 s (`dirty_decay_ms:5000` in its build): every
+# insert then left ~300 MB resident. Returning them at once (0 ms) kept the peak lowest but
+# cost a third of the worker's CPU in the kernel (page faults, TLB shootdowns): 300 ms keeps
+# the pages a batch frees for the next one. Over 1 M records: 18.1k records/s and 845 MB at
+# 0 ms, 24.5k and 904 MB at 300 ms (`bench/RESULTS.md`). jemalloc reads this when the
+# library loads, hence before the import; an operator's setting wins.
+os.environ.setdefault("JE_MALLOC_CONF", "dirty_decay_ms:300,muzzy_decay_ms:0")
 
 import pyarrow as pa
 from chdb import session as chdb_session
