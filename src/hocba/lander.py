@@ -80,6 +80,11 @@ class Lander:
                 )
         return self.stores[slot]
 
+    async def open(self) -> None:
+        """Open the store (and create its tables) before the first message: until then
+        `/ready` says ClickHouse is not there, and an idle topic must not hold up a rollout."""
+        await self._store()
+
     async def stop(self) -> None:
         self.stage_thread.shutdown()  # a batch being staged ahead finishes first
         stores, self.stores = list(self.stores.values()), {}

@@ -271,6 +271,8 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
                 await stream.ack(event)
 
         try:
+            if lander is not None:
+                await lander.open()
             async for taken in stream.noack_take(
                 settings.batch_max_messages, within=settings.batch_max_ms / 1000
             ):

@@ -1,6 +1,6 @@
-"""Probes and shutdown as Kubernetes and operators see them: `/ready` follows ClickHouse
-while `/health` stays up, `hocba lag` sees the worker, and SIGTERM in the middle of a burst
-loses and doubles nothing.
+"""Probes and shutdown as Kubernetes and operators see them: `/ready` is true for an idle
+worker and follows ClickHouse while `/health` stays up, `hocba lag` sees the worker, and
+SIGTERM in the middle of a burst loses and doubles nothing.
 
 The outage is real for the worker process (`HOCBA_STORE_FAULT_FILE`, `hocba.store.faulty`).
 """
@@ -44,7 +44,10 @@ def get(port: int, page: str) -> tuple[int, dict[str, Any]]:
 def wait_for_status(port: int, page: str, status: int, timeout_s: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
-        code, body = get(port, page)
+        try:
+            code, body = get(port, page)
+        except OSError as error:  # not listening yet
+            code, body = 0, {"error": str(error)}
         if code == status:
             return body
         assert time.monotonic() < deadline, f"{page} still answers {code} {body}"
@@ -65,10 +68,12 @@ def test_ready_follows_clickhouse_while_health_stays_up(
         store_fault_file=fault,
     )
     load_reference(settings, scenario.reference)
-    asyncio.run(publish(broker.bootstrap, settings, signed_messages(scenario, batch_size=25)))
     port = settings.web_port
     worker = spawn_worker(settings, broker.bootstrap, tmp_path / "worker.log")
     try:
+        idle = wait_for_status(port, "/ready", 200, timeout_s=60)
+        assert idle == _ready(clickhouse=True), "an idle worker must be ready, or rollouts hang"
+        asyncio.run(publish(broker.bootstrap, settings, signed_messages(scenario, batch_size=25)))
         wait_drained(settings, broker.bootstrap, worker, timeout_s=90)
         assert get(port, "/ready") == (200, _ready(clickhouse=True))
         assert_lag_probe_sees_the_worker(settings, broker.bootstrap)
