@@ -6,6 +6,7 @@ workers in one process independent, and `/metrics` renders exactly these.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,12 +66,17 @@ class Metrics:
             "1 while landing or dead-lettering is failing and consumption is paused",
             registry=r,
         )
-        self.trust_age = Gauge(
+        # Ages are computed when scraped, so they grow between reloads; NaN until a context
+        # is loaded (a `land` worker loads none).
+        self.context_loaded_at = math.nan
+        trust_age = Gauge(
             "hocba_trust_store_age_seconds", "Since the trust store was (re)loaded", registry=r
         )
-        self.reference_age = Gauge(
+        reference_age = Gauge(
             "hocba_reference_age_seconds", "Since the reference data was (re)loaded", registry=r
         )
+        for age in (trust_age, reference_age):
+            age.set_function(lambda: time.time() - self.context_loaded_at)
 
     def count_messages(self, outcomes: Mapping[tuple[str, str], int]) -> None:
         for (outcome, reason), n in outcomes.items():
@@ -84,10 +90,9 @@ class Metrics:
         for p in lags:
             self.lag.labels(str(p.partition)).set(p.lag)
 
-    def set_ages(self, loaded_at: float) -> None:
-        age = time.time() - loaded_at
-        self.trust_age.set(age)
-        self.reference_age.set(age)
+    def context_loaded(self, loaded_at: float) -> None:
+        """The trust store and reference data in force were loaded at `loaded_at` (epoch s)."""
+        self.context_loaded_at = loaded_at
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -104,7 +104,7 @@ class Ingestor:
     def _loaded(self, loaded_at: float) -> None:
         """A new trust/reference context took effect: update its age."""
         if loaded_at > self.loaded_at:  # children report in any order; only newer counts
-            self.metrics.set_ages(loaded_at)
+            self.metrics.context_loaded(loaded_at)
             self.loaded_at = loaded_at
 
     def stop(self) -> None:
