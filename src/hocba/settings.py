@@ -6,6 +6,7 @@ nothing reads `os.environ` behind the caller's back.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -73,7 +74,11 @@ class Settings(BaseSettings):
     keep_identity: bool = Field(
         default=False, description="store raw personal IDs and names (off: pseudonyms only)"
     )
-    worker_name: str = "hocba-worker"
+    worker_name: str = Field(
+        default_factory=socket.gethostname,
+        description="names this worker in dead letters (`hocba.worker`); default: the host "
+        "name, which in Kubernetes is the pod's",
+    )
     store_fault_file: Path | None = Field(
         default=None,
         description="fault injection: every store call fails while this file exists",

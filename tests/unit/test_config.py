@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 import pytest
 from typer.testing import CliRunner
@@ -49,6 +50,7 @@ def test_json_is_parseable_and_masked() -> None:
     data = json.loads(out)
     assert data["consumer_group"] == "hocba-worker"
     assert data["topic_partitions"] == 12
+    assert data["worker_name"] == socket.gethostname()  # the pod, in dead letters' headers
     assert PASSWORD not in out and KEY not in out
 
 
