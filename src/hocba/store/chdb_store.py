@@ -101,17 +101,21 @@ class ChdbStore:
         self._staging = staging  # a second store on the directory stages beside the first
         self._lock = threading.Lock()
         path.mkdir(parents=True, exist_ok=True)
-        try:
-            # chDB compares engine paths literally: resolve, so spellings of one dir agree.
-            self._session: Any = _open_session(str(path.resolve()))
-        except RuntimeError as exc:
-            holder = _lock_holder(path)
-            if holder is None:
-                raise
-            raise StoreLockedError(
-                f"chDB store {path} is in use by another process ({holder}); stop it, or "
-                "query it through that process (e.g. the worker's HTTP port)"
-            ) from exc
+        # Asked before opening: chDB would print its own "Cannot lock file" to stderr first.
+        holder = _lock_holder(path)
+        if holder is None:
+            try:
+                # chDB compares engine paths literally: resolve, so spellings of one dir agree.
+                self._session: Any = _open_session(str(path.resolve()))
+                return
+            except RuntimeError:
+                holder = _lock_holder(path)  # taken since it was asked
+                if holder is None:
+                    raise
+        raise StoreLockedError(
+            f"chDB store {path} is in use by another process ({holder}); stop it, or "
+            "query it through that process (e.g. the worker's HTTP port)"
+        )
 
     def ensure_schema(self) -> None:
         for statement in schema_statements(self._database):
@@ -191,7 +195,8 @@ class ChdbStore:
 
 
 def _lock_holder(path: Path) -> str | None:
-    """'PID n' of the process holding `<path>/status`, or None if nobody holds it."""
+    """'PID: n' of another process holding `<path>/status`, or None if nobody else holds it
+    (this process may: a lander's second store shares the engine opened by its first)."""
     status = path / "status"
     try:
         fd = os.open(status, os.O_RDONLY)
@@ -203,6 +208,8 @@ def _lock_holder(path: Path) -> str | None:
         if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
             raise
         first_line = os.read(fd, 256).decode(errors="replace").splitlines()[:1]
+        if first_line == [f"PID: {os.getpid()}"]:
+            return None
         return first_line[0] if first_line else "unknown PID"
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
