@@ -7,6 +7,7 @@ and a few deliberately bad messages check that nothing bad lands and nothing is 
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,13 @@ from typing import Any
 
 from hocba.kafka.producer import Outgoing
 from hocba.pipeline.codec import SchemaRegistry, load_registry
-from hocba.publishing import batches, build_submission, encode_payload, sign_batch
+from hocba.publishing import (
+    batches,
+    build_submission,
+    encode_payload,
+    record_to_json,
+    sign_batch,
+)
 from hocba.reference.loader import default_departments, write_reference_dir
 from hocba.reference.model import ExpectedEnrollment, ReferenceData, School
 from hocba.reference.provinces import former_to_current, provinces_2024, provinces_2025
@@ -91,6 +98,22 @@ def build_scenario(
     }
     ordered = sorted(generated, key=lambda r: (r["school_code"], r["class_name"]))
     return Scenario(root / "trust", root / "reference", reference, signers, tuple(ordered), others)
+
+
+def write_records_by_department(scenario: Scenario, directory: Path) -> dict[str, Path]:
+    """One JSON-lines file per sending Department (`<code>.jsonl`), the input of `hocba
+    publish`: a Department may only sign its own schools' records."""
+    lines: dict[str, list[str]] = {}
+    for record in scenario.records:
+        school = scenario.reference.schools[record["school_code"]]
+        text = json.dumps(record_to_json(record), ensure_ascii=False)
+        lines.setdefault(department_code(school.province_code_2024), []).append(text)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for code, department_lines in sorted(lines.items()):
+        written[code] = directory / f"{code}.jsonl"
+        written[code].write_text("\n".join(department_lines) + "\n", encoding="utf-8")
+    return written
 
 
 def expected_enrollment(

@@ -6,19 +6,25 @@ import asyncio
 import json
 import shutil
 from dataclasses import asdict
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from hocba.cli.errors import friendly
+from hocba.cli.errors import UserError, friendly
 from hocba.cli.progress import landing_progress
 from hocba.cli.runtime import create_topics, kafka, load_settings
 from hocba.cli.stats_cmd import print_report
 from hocba.kafka.broker import free_port
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.runner import spawn_worker, stop_worker, wait_drained
-from hocba.scenario import bad_messages, build_scenario, signed_messages
+from hocba.scenario import (
+    bad_messages,
+    build_scenario,
+    signed_messages,
+    write_records_by_department,
+)
 from hocba.stats.report import Breakdown, breakdown, fetch_report
 from hocba.store.factory import opened_store
 from hocba.summary import Summary, national_summary
@@ -29,6 +35,14 @@ def demo(
     records: int = typer.Option(20_000, min=1, help="synthetic student records to generate"),
     batch_size: int = typer.Option(40, min=1, help="records per signed message (one class)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    prepare: Path | None = typer.Option(
+        None,
+        "--prepare",
+        metavar="DIR",
+        file_okay=False,
+        help="only write the inputs into DIR (trust/, reference/, records/<Department>.jsonl) "
+        "and stop: to run `hocba worker` and `hocba publish` by hand",
+    ),
 ) -> None:
     """Run everything embedded: broker, signed submissions, worker, chDB, national summary.
 
@@ -37,7 +51,12 @@ def demo(
     payload, exact duplicate, an invalid record), runs `hocba worker` until all is landed or
     dead-lettered, and prints the figures. State goes to HOCBA_DATA_DIR/demo (default
     .hocba/demo), replaced on each run.
+
+    With --prepare DIR it only writes those inputs and prints the commands that use them.
     """
+    if prepare is not None:
+        _prepare(prepare, records, as_json)
+        return
     base = load_settings()
     root = base.data_dir / "demo"
     shutil.rmtree(root, ignore_errors=True)
@@ -87,6 +106,32 @@ def demo(
         print_summary(summary)
         by_province = breakdown(national, Breakdown.PROVINCE)
         print_report(national, national.departments, by_province, Breakdown.PROVINCE)
+
+
+def _prepare(directory: Path, records: int, as_json: bool) -> None:
+    if directory.exists() and any(directory.iterdir()):
+        raise UserError(f"{directory} is not empty: name a new or empty directory")
+    scenario = build_scenario(directory, records=records)
+    files = write_records_by_department(scenario, directory / "records")
+    if as_json:
+        inputs = {
+            "trust_dir": str(scenario.trust_dir),
+            "reference_dir": str(scenario.reference_dir),
+            "records": {code: str(path) for code, path in files.items()},
+        }
+        typer.echo(json.dumps(inputs))
+        return
+    code, path = next(iter(files.items()))
+    leaf = scenario.trust_dir / "leaves" / code
+    Console().print(
+        f"wrote {records} records for {len(files)} Departments into {directory}; then:\n"
+        f"  HOCBA_TRUST_DIR={scenario.trust_dir} HOCBA_REFERENCE_DIR={scenario.reference_dir} "
+        "hocba worker\n"
+        f"  HOCBA_KAFKA_BOOTSTRAP=<the worker's broker> hocba publish {path} "
+        f"--key {leaf}.key.pem --chain {leaf}.chain.pem --sender {code}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 async def _publish(bootstrap: str, topic: str, messages: list[Outgoing]) -> None:
