@@ -1,4 +1,4 @@
-"""Every command line the docs and `--help` texts show still parses.
+"""Every command line the docs, `--help` texts and deploy files show still parses.
 
 People copy and paste these lines. An option renamed in the code but not in a README would
 otherwise be found on an operator's terminal; here it fails the build, naming the file.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import itertools
+import json
 import re
 import shlex
 from collections.abc import Callable, Iterator
@@ -30,6 +31,9 @@ DOCS = [
 ]
 CLI = typer.main.get_command(app)
 RUNNER = CliRunner()
+# The image's entrypoint is `hocba`: these run it with a JSON array of arguments.
+CONTAINER_COMMANDS = [ROOT / "docker-compose.yml", *sorted((ROOT / "deploy").glob("**/*.yaml"))]
+ARGUMENT_ARRAY = re.compile(r"^\s*(?:command|args): (\[.*?\])", re.DOTALL | re.MULTILINE)
 FENCED = re.compile(r"^```[a-z]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 INLINE = re.compile(r"`(?:\S*python3? )?((?:\S*/)?(?:hocba|bench/run\.py) [^`]+)`")
 SHELL_OPERATORS = ("|", "||", "&", "&&", ";")
@@ -79,6 +83,9 @@ def _shown_commands() -> Iterator[tuple[str, str, list[str]]]:
                         yield where, program, arguments
         for span in INLINE.findall(FENCED.sub("", text)):
             yield from _synopsis(where, span)
+    for manifest in CONTAINER_COMMANDS:
+        for array in ARGUMENT_ARRAY.findall(manifest.read_text(encoding="utf-8")):
+            yield str(manifest.relative_to(ROOT)), "hocba", json.loads(array)
     for path, command in _all_commands(CLI, ("hocba",)):
         help_text = " ".join((command.help or "").split())
         for span in re.findall(r"(?<![\w./-])hocba(?: [^\s`]+)+", help_text):
@@ -159,6 +166,7 @@ def test_the_docs_show_commands_of_every_group() -> None:
     groups = {arguments[0] for _, program, arguments in SHOWN if program == "hocba" and arguments}
     assert {"demo", "worker", "publish", "lag", "stats", "report", "dlq", "trust"} <= groups
     assert any(program == "bench/run.py" for _, program, _ in SHOWN)
+    assert {"docker-compose.yml", "deploy/kubernetes/worker.yaml"} <= {w for w, _, _ in SHOWN}
 
 
 @pytest.mark.parametrize(
