@@ -20,8 +20,9 @@
 --   Replicated tables deduplicate repeated insert blocks (insert_deduplication_token) by
 --   default; the window is raised to the single server's 10,000 inserts.
 -- * submissions, dead_letters: append-only audit logs, Replicated and sharded.
--- * reference tables: small and replaced wholesale (TRUNCATE + INSERT, both replicated): one
---   Keeper path for all shards, so every node holds the full copy the views join with.
+-- * reference tables: small and replaced wholesale (ALTER TABLE … REPLACE PARTITION from a
+--   scratch table on the worker's node: atomic and replicated): one Keeper path for all
+--   shards, so every node holds the full copy the views join with.
 -- * progress: the incremental aggregate of records, maintained per shard by progress_mv;
 --   uniqExact states merge exactly across shards.
 --

@@ -226,7 +226,9 @@ def test_reference_replace_leaves_only_the_new_set(store: Store, database: str) 
         "SELECT name FROM system.tables WHERE database = {db:String} AND name LIKE '%_next_%'",
         {"db": database},
     )
-    assert leftovers == []  # the old set was exchanged out and dropped
+    assert leftovers == []  # the scratch table was dropped
+    store.replace_reference("provinces", arrow_table(PROVINCE_COLUMNS, []))
+    assert store.query(f"SELECT count() AS n FROM {database}.provinces") == [{"n": 0}]
 
 
 def test_only_reference_tables_can_be_replaced(store: Store) -> None:

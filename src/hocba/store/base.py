@@ -68,19 +68,31 @@ def check_token(token: str) -> str:
 
 
 def reference_swap(database: str, table_name: str) -> tuple[str, str, str, str]:
-    """(a fresh table's name, and the statements to create it like `table_name`, exchange the
-    two, drop the old set). Readers never see a half-replaced table: the record stage joins
-    the reference tables, and a `TRUNCATE` then insert left a moment with no schools, in
-    which a concurrent batch on a server would have dead-lettered every record."""
-    check_table(table_name, reference=True)
+    """(a scratch table's name, and the statements to create it like `table_name`, move its
+    rows into `table_name`, drop it), for a non-empty new set (`reference_clear` otherwise).
+
+    `REPLACE PARTITION` swaps the rows in one step, so readers never see a half-replaced
+    table (the record stage joins the reference tables, and a `TRUNCATE` then insert left a
+    moment with no schools, in which a concurrent batch would have dead-lettered every
+    record). On a cluster it is also replicated (deploy/clickhouse/cluster.sql), while the
+    scratch table stays a plain local MergeTree on the worker's node.
+    """
+    spec = TABLES[check_table(table_name, reference=True)]
     fresh = f"{table_name}_next_{uuid.uuid4().hex[:12]}"
     db = f"`{database}`"
+    order_by = ", ".join(spec.order_by)
     return (
         fresh,
-        f"CREATE TABLE {db}.`{fresh}` AS {db}.`{table_name}`",
-        f"EXCHANGE TABLES {db}.`{fresh}` AND {db}.`{table_name}`",
+        f"CREATE TABLE {db}.`{fresh}` AS {db}.`{table_name}` ENGINE = MergeTree "
+        f"ORDER BY ({order_by})",
+        f"ALTER TABLE {db}.`{table_name}` REPLACE PARTITION tuple() FROM {db}.`{fresh}`",
         f"DROP TABLE {db}.`{fresh}`",
     )
+
+
+def reference_clear(database: str, table_name: str) -> str:
+    """An empty new set: ClickHouse refuses to `REPLACE PARTITION` from an empty table."""
+    return f"TRUNCATE TABLE `{database}`.`{check_table(table_name, reference=True)}`"
 
 
 def check_table(table_name: str, *, reference: bool = False) -> str:

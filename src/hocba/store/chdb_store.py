@@ -52,6 +52,7 @@ from hocba.store.base import (
     check_database,
     check_table,
     check_token,
+    reference_clear,
     reference_swap,
 )
 from hocba.store.schema import schema_statements
@@ -153,10 +154,13 @@ class ChdbStore:
         self._insert(check_table(table_name), table)
 
     def replace_reference(self, table_name: str, table: pa.Table) -> None:
-        fresh, create, exchange, drop = reference_swap(self._database, table_name)
+        if table.num_rows == 0:
+            self._run(reference_clear(self._database, table_name))
+            return
+        fresh, create, replace, drop = reference_swap(self._database, table_name)
         self._run(create)
         self._insert(fresh, table)
-        self._run(exchange)
+        self._run(replace)
         self._run(drop)
 
     def _insert(self, table_name: str, table: pa.Table) -> None:
