@@ -18,7 +18,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     return build_scenario(
         tmp_path_factory.mktemp("scenario"),
         records=400,
-        provinces=("01", "79"),
+        provinces=("01", "74", "79"),  # Bình Dương (74) is part of TP. Hồ Chí Minh (79) since 2025
         schools_per_province=3,
     )
 
@@ -70,12 +70,15 @@ def test_every_good_record_lands_once(run: Run, scenario: Scenario) -> None:
 def test_records_are_enriched_with_both_province_editions(run: Run) -> None:
     rows = query(
         run.settings,
-        "SELECT province_code_2024 AS p24, province_code_2025 AS p25,"
-        " any(province_name_2025) AS name, count() AS n"
-        " FROM {db}.records FINAL GROUP BY p24, p25 ORDER BY p24",
+        "SELECT province_code_2024 AS p24, province_name_2024 AS name24,"
+        " province_code_2025 AS p25, province_name_2025 AS name25"
+        " FROM {db}.records FINAL GROUP BY ALL ORDER BY p24",
     )
-    assert [(r["p24"], r["p25"]) for r in rows] == [("01", "01"), ("79", "79")]
-    assert all(r["n"] for r in rows)
+    assert [tuple(r.values()) for r in rows] == [
+        ("01", "Hà Nội", "01", "Hà Nội"),
+        ("74", "Bình Dương", "79", "TP. Hồ Chí Minh"),
+        ("79", "TP. Hồ Chí Minh", "79", "TP. Hồ Chí Minh"),
+    ]
 
 
 def test_bad_messages_are_dead_lettered_with_reason_and_original_bytes(

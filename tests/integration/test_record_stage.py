@@ -283,8 +283,7 @@ def test_only_contested_messages_are_read_and_each_record_is_decided_once(
     """Landed keys and keys staged twice send a message down the record-by-record path;
     the rest land whole on their summary, and together they count as `classify` says."""
     world = World(tmp_path / "world")
-    records = decode(world.registry, RECORD_BATCH, world.submission.payload)["records"]
-    first, second, third, fourth = records[:4]
+    first, second, third, fourth, fifth = world.scenario.records[:5]
 
     def message(*batch: Record) -> RawMessage:
         return raw(world.envelope(encode_payload(world.registry, list(batch))))
@@ -308,18 +307,19 @@ def test_only_contested_messages_are_read_and_each_record_is_decided_once(
             message(third, fourth),  # the second copy: a duplicate
             message(second),  # landed before: a duplicate
             message(fourth | {"revision": fourth["revision"] + 1}),  # newer than its twin
+            message(fifth),  # new and alone: decided on its summary, never read
         ]
         result = land_prepared(store, process_batch(batch, world.ctx), LANDING, "t")
         final = "SELECT count() AS n, sum(revision) AS revisions FROM contested.records FINAL"
         landed = store.query(final)[0]
     finally:
         store.close()
-    assert read == [[0, 1, 2, 3]]  # the first batch, all new, was decided on its summary
-    assert (result.counts["records_landed"], result.counts["records_duplicate"]) == (4, 2)
+    assert read == [[0, 1, 2, 3]]  # not the first batch (all new), nor message 4 (fresh)
+    assert (result.counts["records_landed"], result.counts["records_duplicate"]) == (5, 2)
     assert result.counts["records_stale"] == 0
-    assert result.outcomes == {("accepted", ""): 3, ("duplicate", ""): 1}
-    revisions = sum(r["revision"] for r in (first, second, third, fourth)) + 2
-    assert landed == {"n": 4, "revisions": revisions}  # both corrections are what remains
+    assert result.outcomes == {("accepted", ""): 4, ("duplicate", ""): 1}
+    revisions = sum(r["revision"] for r in (first, second, third, fourth, fifth)) + 2
+    assert landed == {"n": 5, "revisions": revisions}  # both corrections are what remains
 
 
 @pytest.mark.parametrize("text", [b"0100001", b"TIENG_VIET"], ids=["school_code", "subject"])

@@ -68,4 +68,5 @@ def test_the_replayed_message_is_the_original_with_the_count_raised() -> None:
 def test_an_unreadable_count_counts_as_never_replayed() -> None:
     garbled = letter(0, extra={"hocba.replay.count": "x"})
     assert dict(replay_message(garbled).headers)["hocba.replay.count"] == b"1"
-    assert latest_attempts([garbled]) == [garbled]
+    once = letter(4, count=1, failed_at="2024-05-01T00:00:00.000+00:00")  # earlier, yet ahead
+    assert latest_attempts([garbled, once]) == [once]
