@@ -1,7 +1,8 @@
 """Turn a `Rejection` into the dead-letter message of DESIGN §4.
 
 The value is the original bytes, unchanged, and the key the original key, so a replay after
-a fix re-publishes exactly what the vendor sent; everything we know goes in headers.
+a fix re-publishes exactly what the vendor sent (its headers too); everything we know goes in
+headers of our own.
 """
 
 from __future__ import annotations
@@ -50,4 +51,7 @@ def to_dead_letter(rejection: Rejection, worker: str, failed_at: datetime) -> De
     ]
     if rejection.record_errors:
         headers.append(("hocba.error.records", record_errors_json(rejection)))
-    return DeadLetter(msg.key, msg.value, tuple((k, v.encode()) for k, v in headers))
+    # The vendor's own headers (a trace id, say) go along, so a replay sends them again;
+    # the hocba.* ones of an earlier failure are replaced by this one's.
+    theirs = tuple((k, v) for k, v in msg.headers if not k.startswith("hocba."))
+    return DeadLetter(msg.key, msg.value, theirs + tuple((k, v.encode()) for k, v in headers))
