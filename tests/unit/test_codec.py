@@ -60,6 +60,22 @@ def test_fingerprint_matches_the_avro_spec_vector() -> None:
     assert fingerprint('"null"', "CRC-64-AVRO") == "8a8f25cce724dd63"
 
 
+def test_the_published_fingerprints_never_change() -> None:
+    """Vendors' producers compute these from avro/v1 in their own languages: an edit to a
+    published schema would turn every message into decode.unknown_schema. The values were
+    computed independently with avsc 5.7 (JavaScript): its canonical form and the spec's
+    Rabin CRC-64, little-endian as single-object encoding writes it."""
+    [v1] = [v for v in REGISTRY.versions if v.version == "v1"]
+    assert {name: fp.hex() for name, fp in v1.fingerprints.items()} == PUBLISHED_V1
+
+
+PUBLISHED_V1 = {
+    "vn.edu.hocba.StudentRecord": "7a49516af8ac4128",
+    "vn.edu.hocba.RecordBatch": "b7c0b0f68e92659f",
+    "vn.edu.hocba.Submission": "3b01164a971e7f03",
+}
+
+
 def test_unknown_fingerprint_is_reported(records: list[dict]) -> None:
     data = bytearray(encode(REGISTRY, RECORD_BATCH, {"records": records}))
     data[2] ^= 0xFF
