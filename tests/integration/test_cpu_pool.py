@@ -4,6 +4,8 @@ refresh happens to reach, works with reference data changed while it runs."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -39,9 +41,26 @@ def test_every_child_sees_a_reference_change_without_a_refresh_call(tmp_path: Pa
 
     pool = CpuPool(settings)
     try:
+        assert len(_children_at_work(pool)) == CHILDREN  # all up, the old data loaded
         assert set(asyncio.run(prepare_everywhere(pool))) == {Reason.VERIFY_SIGNER_NOT_AUTHORIZED}
         assert settings.reference_dir is not None
         write_reference_dir(settings.reference_dir, scenario.reference)
         assert asyncio.run(prepare_everywhere(pool)) == [None]
     finally:
         pool.stop()
+
+
+def _children_at_work(pool: CpuPool, timeout_s: float = 60.0) -> set[int]:
+    """The pids of the children, once each has taken a call (they start one by one)."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    while len(pids) < CHILDREN and time.monotonic() < deadline:
+        busy = [pool.pool.submit(_pid_after_a_pause) for _ in range(2 * CHILDREN)]
+        pids |= {f.result() for f in busy}
+    return pids
+
+
+def _pid_after_a_pause() -> int:
+    """Runs in a child: long enough that the other children take the other calls."""
+    time.sleep(0.3)
+    return os.getpid()
