@@ -28,7 +28,7 @@ from hocba.pipeline.process import Accepted, process_message
 from hocba.runner import spawn_worker, stop_worker, wait_drained
 from hocba.scenario import Scenario, build_scenario
 from hocba.settings import Settings
-from hocba.trust.register import CertStatus, load_register, save_register, set_status
+from hocba.trust.register import RegisterEntry, add, load_register, save_register
 from tests.conftest import isolated_settings
 from tests.integration.harness import load_reference, publish, query
 from tests.security.messages import SENDER, envelope, leaf_fingerprint, province_records
@@ -136,7 +136,9 @@ def test_a_broken_trust_dir_keeps_the_last_good_context(
     trust_dir = shutil.copytree(scenario.trust_dir, tmp_path / "trust")
     register = trust_dir / "register.json"
     fingerprint = leaf_fingerprint(scenario.signers[SENDER])  # withdrawn if the run came first
-    save_register(register, set_status(load_register(register), fingerprint, CertStatus.APPROVED))
+    entry = load_register(register).entries[fingerprint]
+    approved = RegisterEntry(entry.department_code, entry.approved_on)  # registered afresh
+    save_register(register, add(load_register(register), fingerprint, approved))
     loader = ContextLoader(
         isolated_settings(tmp_path, trust_dir=trust_dir, reference_dir=scenario.reference_dir)
     )

@@ -12,6 +12,7 @@ from hocba.trust.register import (
     CertStatus,
     Register,
     RegisterEntry,
+    WithdrawnError,
     add,
     load_register,
     save_register,
@@ -32,6 +33,14 @@ def test_add_and_set_status_return_new_registers() -> None:
     assert suspended.get(FP_A) == RegisterEntry(
         "SGD-2024-01", date(2024, 8, 12), CertStatus.SUSPENDED
     )
+
+
+def test_a_withdrawn_certificate_stays_withdrawn_unless_added_again() -> None:
+    withdrawn = set_status(add(Register(), FP_A, ENTRY), FP_A, CertStatus.WITHDRAWN)
+    for status in (CertStatus.APPROVED, CertStatus.SUSPENDED):
+        with pytest.raises(WithdrawnError):
+            set_status(withdrawn, FP_A, status)
+    assert add(withdrawn, FP_A, ENTRY).get(FP_A) == ENTRY  # a deliberate re-registration
 
 
 def test_set_status_of_unknown_fingerprint_is_a_key_error() -> None:

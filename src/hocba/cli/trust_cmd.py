@@ -23,6 +23,7 @@ from hocba.trust.register import (
     CertStatus,
     Register,
     RegisterEntry,
+    WithdrawnError,
     add,
     load_register,
     save_register,
@@ -82,7 +83,13 @@ def _change(fingerprint: str, status: CertStatus) -> None:
     register = _load(path)
     if fingerprint not in register.entries:
         raise UserError(f"{fingerprint} is not in {path}; see `hocba trust list`")
-    save_register(path, set_status(register, fingerprint, status))
+    try:
+        save_register(path, set_status(register, fingerprint, status))
+    except WithdrawnError as exc:
+        raise UserError(
+            f"{exc}: a re-keyed Department's new certificate is approved with `hocba trust "
+            "add`; to undo a withdrawal made by mistake, `hocba trust add` this one again"
+        ) from None
     typer.echo(f"{fingerprint} is now {status.value}")
 
 
@@ -103,7 +110,7 @@ def withdraw(fingerprint: str = typer.Argument(..., help="leaf SHA-256 (hex)")) 
 @app.command("approve")
 @friendly
 def approve(fingerprint: str = typer.Argument(..., help="leaf SHA-256 (hex)")) -> None:
-    """Accept a suspended certificate again."""
+    """Accept a suspended certificate again (a withdrawn one stays withdrawn)."""
     _change(fingerprint, CertStatus.APPROVED)
 
 

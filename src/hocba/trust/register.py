@@ -58,9 +58,16 @@ def add(register: Register, fingerprint: str, entry: RegisterEntry) -> Register:
     return _frozen({**register.entries, _checked_fingerprint(fingerprint): entry})
 
 
+class WithdrawnError(ValueError):
+    """A withdrawn certificate's status cannot change: withdrawal is for good (a lost key,
+    a re-keyed Department); registering it again is a deliberate `add`."""
+
+
 def set_status(register: Register, fingerprint: str, status: CertStatus) -> Register:
     """A new register with the status changed; an unknown fingerprint is a `KeyError`."""
     entry = register.entries[fingerprint]
+    if entry.status is CertStatus.WITHDRAWN and status is not CertStatus.WITHDRAWN:
+        raise WithdrawnError(f"{fingerprint} was withdrawn, for good")
     return add(
         register, fingerprint, RegisterEntry(entry.department_code, entry.approved_on, status)
     )
