@@ -40,8 +40,9 @@ def demo(
         "--prepare",
         metavar="DIR",
         file_okay=False,
-        help="only write the inputs into DIR (trust/, reference/, records/<Department>.jsonl) "
-        "and stop: to run `hocba worker` and `hocba publish` by hand",
+        help="only write the inputs into DIR (`trust/`, `reference/`, "
+        "`records/<Department>.jsonl`) and stop: to run `hocba worker` and `hocba publish` "
+        "by hand",
     ),
 ) -> None:
     """Run everything embedded: broker, signed submissions, worker, chDB, national summary.

@@ -29,7 +29,7 @@ def lag(
     all_topics: bool = typer.Option(
         False,
         "--all-topics",
-        help="also the lander's group (<group>-lander on HOCBA_LANDING_TOPIC), for the "
+        help="also the lander's group (`<group>-lander` on HOCBA_LANDING_TOPIC), for the "
         "verify + land roles; --max-lag then checks the sum",
     ),
     max_lag: int = typer.Option(None, help="exit 1 when the total lag exceeds this (probe)"),

@@ -23,10 +23,11 @@ app = typer.Typer(
         "Ingest digital school records (học bạ số): signed Avro submissions on Kafka, "
         "verified, deduplicated, enriched and landed in ClickHouse.\n\n"
         "Start with `hocba demo`: it runs everything embedded (broker + chDB) and prints the "
-        "national figures. Settings come from HOCBA_* environment variables "
+        "national figures. Settings come from `HOCBA_*` environment variables "
         "(see `hocba config show`)."
     ),
     no_args_is_help=True,
+    rich_markup_mode="markdown",  # docstring paragraphs reflow to the terminal's width
     pretty_exceptions_enable=False,
     add_completion=False,
 )
