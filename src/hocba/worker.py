@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 import faust
+import mode
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from hocba.backoff import Backpressure, retry_outage
@@ -76,8 +77,11 @@ class Ingestor:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.metrics = metrics
         self.loaded_at = 0.0
-        self.pool = CpuPool(settings) if settings.cpu_processes else None
         self.contexts = ContextLoader(settings)
+        # Loaded now, so a worker without a usable trust store or reference data stops at
+        # start with the reason, instead of failing every batch it takes.
+        self.contexts.current()
+        self.pool = CpuPool(settings) if settings.cpu_processes else None
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-cpu")
 
     async def prepare(self, messages: Sequence[RawMessage]) -> Prepared:
@@ -198,6 +202,10 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         # a backlog could put ~160 MB of it in the worker's memory. Two takes ahead keep
         # the store fed just as well.
         stream_buffer_maxsize=STREAM_BUFFER_BATCHES * settings.batch_max_messages,
+        # An error that escapes the agent is a bug (bad input becomes a dead letter): stop the
+        # worker, so nothing after it is taken, and let its supervisor restart it from the
+        # last commit. Restarting only the agent left a stream that no one landed.
+        agent_supervisor=mode.CrashingSupervisor,
     )
     metrics = Metrics()
     backpressure = Backpressure(metrics.backpressure)
@@ -247,8 +255,19 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         the batches before it), and each delivery acks its own events when it is done, so
         the last batch of a burst is acked without waiting for the next one. A lander stages
         a batch while the one before it lands, in two slots used in turn (`Lander`).
+
+        The stream is `noack()`: `noack_take` alone turns acks back on when it ends, and
+        Faust's background reader would then ack every later event unread.
         """
+        stream = stream.noack()
         in_flight: deque[asyncio.Task[None]] = deque()
+
+        def crash_on_error(delivery: asyncio.Task[None]) -> None:
+            """Stop the worker at once: the loop below would see the error only when the
+            next take arrives, at the end of a burst never, and the worker would sit idle."""
+            if not delivery.cancelled() and (error := delivery.exception()) is not None:
+                app.add_future(app.crash(error))
+
         batches = 0
 
         async def land_then_ack(
@@ -283,6 +302,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
                     landing = land_then_ack(previous, two_back, batches % 2, events, preparing)
                     batches += 1
                     in_flight.append(asyncio.ensure_future(landing))
+                    in_flight[-1].add_done_callback(crash_on_error)
                     while in_flight and (len(in_flight) > MAX_IN_FLIGHT or in_flight[0].done()):
                         await in_flight.popleft()
             while in_flight:

@@ -1,0 +1,22 @@
+"""Loaded by a worker process started with this directory on PYTHONPATH (Python imports
+`sitecustomize` at start): the Nth batch's CPU stage raises, as a bug would, so a test can
+watch what the worker does with an error that is not the input's fault."""
+
+import os
+
+from hocba.worker import Ingestor
+
+_failing_batch = int(os.environ["HOCBA_TEST_FAIL_BATCH"])
+_prepare = Ingestor.prepare
+_batches = 0
+
+
+async def _prepare_or_fail(self, messages):  # type: ignore[no-untyped-def]
+    global _batches
+    _batches += 1
+    if _batches == _failing_batch:
+        raise RuntimeError("a bug, injected by the test")
+    return await _prepare(self, messages)
+
+
+Ingestor.prepare = _prepare_or_fail  # type: ignore[method-assign]

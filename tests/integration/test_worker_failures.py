@@ -1,0 +1,65 @@
+"""A worker that cannot do its job stops, and commits nothing it has not landed.
+
+Bad input never gets here (it becomes a dead letter); these are a missing trust store and
+an error in the worker's own code (injected through `inject/sitecustomize.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hocba.kafka.broker import EmbeddedBroker
+from hocba.kafka.lag import partition_lags
+from hocba.runner import spawn_worker, stop_worker
+from hocba.scenario import build_scenario, signed_messages
+from tests.conftest import isolated_settings
+from tests.integration.harness import publish, query
+
+pytestmark = pytest.mark.integration
+
+INJECT = Path(__file__).parent / "inject"
+
+
+def wait_exit(worker: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
+    try:
+        return worker.wait(timeout_s)
+    finally:
+        stop_worker(worker)
+
+
+def test_an_error_in_the_worker_stops_it_before_anything_is_committed(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    scenario = build_scenario(tmp_path / "in", records=600, provinces=("01",))
+    settings = isolated_settings(
+        tmp_path / "data", trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+    )
+    messages = signed_messages(scenario, batch_size=20)
+    asyncio.run(publish(broker.bootstrap, settings, messages))
+    worker = spawn_worker(
+        settings,
+        broker.bootstrap,
+        tmp_path / "worker.log",
+        extra_env={"PYTHONPATH": str(INJECT), "HOCBA_TEST_FAIL_BATCH": "1"},
+    )
+    assert wait_exit(worker) != 0
+    assert "a bug, injected by the test" in (tmp_path / "worker.log").read_text()
+    lags = asyncio.run(
+        partition_lags(broker.bootstrap, settings.consumer_group, settings.submissions_topic)
+    )
+    assert sum(p.end for p in lags) == len(messages)
+    assert [p.committed for p in lags if p.committed > 0] == []  # nothing was landed
+    assert query(settings, "SELECT count() AS n FROM {db}.records") == [{"n": 0}]
+
+
+def test_a_worker_without_a_trust_store_does_not_start(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    settings = isolated_settings(tmp_path / "data")  # no HOCBA_TRUST_DIR
+    worker = spawn_worker(settings, broker.bootstrap, tmp_path / "worker.log")
+    assert wait_exit(worker) == 2
+    assert "error: HOCBA_TRUST_DIR is not set" in (tmp_path / "worker.log").read_text()
