@@ -161,6 +161,20 @@ def test_empty_and_garbage_chains(
     )
 
 
+def test_a_name_attribute_of_the_wrong_string_type_is_malformed(
+    pki: DemoPki, verifier: Verifier
+) -> None:
+    """Found by tests/fuzz: countryName as a BIT STRING made `cryptography` raise TypeError."""
+    good = submission(pki, CODES[0])
+    country_vn = bytes.fromhex("0603550406") + b"\x13\x02VN"  # OID 2.5.4.6, PrintableString
+    leaf = good.certificate_chain[0]
+    assert country_vn in leaf
+    bit_string = leaf.replace(country_vn, country_vn[:5] + b"\x03" + country_vn[6:], 1)
+    chain = (bit_string, *good.certificate_chain[1:])
+    result = verifier.verify(dataclasses.replace(good, certificate_chain=chain), NOW)
+    assert reason(result) is Reason.VERIFY_CERT_MALFORMED
+
+
 @pytest.mark.parametrize("algorithm", ["ED25519", "ECDSA_P256_SHA256", "RSA_PKCS1V15_SHA1", ""])
 def test_declared_algorithm_must_fit_the_leaf_key(
     pki: DemoPki, verifier: Verifier, algorithm: str

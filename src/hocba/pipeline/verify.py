@@ -111,8 +111,10 @@ def _status(store: TrustStore, chain: Sequence[x509.Certificate], fp: str) -> Ve
     return entry.department_code
 
 
-# What parsing a hostile DER can raise: cryptography signals some defects with their own types.
-_MALFORMED = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+# What parsing a hostile DER can raise: cryptography signals some defects with their own types,
+# and a name attribute whose string type does not fit its OID (a BIT STRING where only the
+# unique identifier may have one) with TypeError, found by tests/fuzz.
+_MALFORMED = (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 
 
 def _load_certificate(der: bytes) -> x509.Certificate:
