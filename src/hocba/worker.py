@@ -33,6 +33,7 @@ from hocba.cpu_pool import CpuPool
 from hocba.domain.messages import RawMessage, Rejection
 from hocba.domain.reasons import Reason
 from hocba.kafka.lag import partition_lags
+from hocba.kafka.producer import MAX_REQUEST_BYTES
 from hocba.lander import Lander
 from hocba.landing import StagedBatch
 from hocba.metrics import Metrics
@@ -197,6 +198,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         topic_partitions=settings.topic_partitions,
         topic_allow_declare=True,
         producer_max_batch_size=1_048_576,
+        producer_max_request_size=MAX_REQUEST_BYTES,
         producer_linger_ms=5,
         # Faust prefetches up to 4,096 events by default: with class-sized messages (~40 KB)
         # a backlog could put ~160 MB of it in the worker's memory. Two takes ahead keep

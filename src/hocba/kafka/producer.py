@@ -21,13 +21,18 @@ class Outgoing:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
+# Dead letters carry the original message and hand-off items carry it once more with the
+# verdict, so they are larger than the input topic's messages; aiokafka's default is 1 MB.
+MAX_REQUEST_BYTES = 8_388_608
+
+
 @asynccontextmanager
 async def bulk_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         max_batch_size=1_048_576,
         linger_ms=5,
-        max_request_size=8_388_608,
+        max_request_size=MAX_REQUEST_BYTES,
         acks="all",
     )
     await producer.start()

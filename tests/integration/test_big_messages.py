@@ -1,0 +1,42 @@
+"""A message larger than the worker will read (1 MiB by default) is dead-lettered whole, its
+original bytes included, by one worker and through the verify → land hand-off alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hocba.kafka.broker import EmbeddedBroker
+from hocba.kafka.producer import Outgoing
+from hocba.scenario import build_scenario, signed_messages
+from tests.conftest import isolated_settings
+from tests.integration.harness import query, run_pipeline
+
+pytestmark = pytest.mark.integration
+
+BIG = b"\xc3\x01" + bytes(1_500_000)  # single-object magic, then more than 1 MiB
+
+
+@pytest.mark.parametrize("verifiers", [0, 1], ids=["one-worker", "verifier+lander"])
+def test_a_message_over_the_limit_is_dead_lettered_with_its_bytes(
+    broker: EmbeddedBroker, tmp_path: Path, verifiers: int
+) -> None:
+    scenario = build_scenario(tmp_path / "in", records=40, provinces=("01",))
+    settings = isolated_settings(
+        tmp_path / "data", trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+    )
+    good = signed_messages(scenario, batch_size=20)
+    run = run_pipeline(
+        settings,
+        broker.bootstrap,
+        [Outgoing(b"big", BIG), *good],
+        tmp_path / "worker.log",
+        timeout_s=120,
+        verifiers=verifiers,
+    )
+    assert run.worker_exit_code == 0
+    [letter] = run.dead_letters
+    assert letter.headers["hocba.error.code"] == "decode.too_large"
+    assert letter.value == BIG
+    assert query(settings, "SELECT count() AS n FROM {db}.records") == [{"n": 40}]
