@@ -156,3 +156,28 @@ def test_sign_then_check(pki: DemoPki, name: str, rsa_pss: bool, algorithm: str)
     assert not signature_valid(algorithm, public, b"payload!", signature)
     other = ED25519 if algorithm != ED25519 else RSA_PKCS1V15_SHA256
     assert not signature_valid(other, public, b"payload", signature)
+
+
+def test_a_key_that_is_not_the_chains_is_refused(pki: DemoPki) -> None:
+    """Signing anyway would dead-letter every message as verify.signature_invalid."""
+    rsa_leaf, ecdsa_leaf = pki.leaves[CODES[0]], pki.leaves[demo.ECDSA]
+    with pytest.raises(ValueError, match="is not the key of"):
+        load_signer(rsa_leaf.key_path, ecdsa_leaf.chain_path)
+
+
+def test_an_encrypted_key_needs_its_passphrase(pki: DemoPki, tmp_path: Path) -> None:
+    leaf = pki.leaves[demo.ECDSA]
+    key = serialization.load_pem_private_key(leaf.key_path.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted.key.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+    )
+    with pytest.raises(ValueError, match="is encrypted: give its passphrase"):
+        load_signer(encrypted, leaf.chain_path)
+    assert (
+        load_signer(encrypted, leaf.chain_path, password=b"s3cret").algorithm == ECDSA_P256_SHA256
+    )

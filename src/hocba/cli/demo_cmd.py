@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hocba.cli.errors import UserError, friendly
+from hocba.cli.errors import friendly
 from hocba.cli.progress import landing_progress
-from hocba.cli.runtime import create_topics, kafka, load_settings
+from hocba.cli.runtime import create_topics, kafka, load_settings, require_empty_dir
 from hocba.cli.stats_cmd import print_report
 from hocba.kafka.broker import free_port
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
@@ -110,8 +110,7 @@ def demo(
 
 
 def _prepare(directory: Path, records: int, as_json: bool) -> None:
-    if directory.exists() and any(directory.iterdir()):
-        raise UserError(f"{directory} is not empty: name a new or empty directory")
+    require_empty_dir(directory)
     scenario = build_scenario(directory, records=records)
     files = write_records_by_department(scenario, directory / "records")
     if as_json:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hocba.cli.errors import friendly
+from hocba.cli.runtime import require_empty_dir
 
 app = typer.Typer(
     help="Demo PKI: a root and issuing CA and Department certificates.", no_args_is_help=True
@@ -38,6 +39,7 @@ def demo(
     """
     from hocba.trust.pki import generate_demo_pki
 
+    require_empty_dir(out_dir)
     pki = generate_demo_pki(out_dir, department)
     if as_json:
         typer.echo(
@@ -56,6 +58,8 @@ def demo(
         )
         return
     table = Table("leaf", "department", "algorithm", "key", "chain", title=f"demo PKI in {out_dir}")
+    for column in table.columns[3:]:
+        column.overflow = "fold"  # paths are for copying: never cut short
     for name, f in pki.leaves.items():
         table.add_row(name, f.department_code, f.algorithm, str(f.key_path), str(f.chain_path))
     Console().print(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -28,6 +29,11 @@ def publish(
     vendor: str = typer.Option("hocba-cli", help="the publishing system's name"),
     batch_size: int = typer.Option(50, min=1, help="records per message (per school+class)"),
     topic: str = typer.Option(None, help="default: HOCBA_SUBMISSIONS_TOPIC"),
+    key_password_env: str = typer.Option(
+        None,
+        metavar="VARIABLE",
+        help="for an encrypted key: the environment variable holding its passphrase",
+    ),
 ) -> None:
     """Sign and publish records, one message per class batch.
 
@@ -39,14 +45,20 @@ def publish(
     if not settings.kafka_bootstrap:
         raise UserError("set HOCBA_KAFKA_BOOTSTRAP to the broker to publish to (host:port)")
     registry = load_registry()
-    signer = load_signer(key, chain)
+    signer = load_signer(key, chain, password=_password(key_password_env))
     records = []
     for number, line in enumerate(records_file.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
-                records.append(record_from_json(json.loads(line)))
+                record = record_from_json(json.loads(line))
             except (ValueError, TypeError) as exc:
                 raise UserError(f"{records_file}:{number}: not a JSON record ({exc})") from None
+            missing = [f for f in ("school_code", "class_name") if f not in record]
+            if missing:
+                raise UserError(f"{records_file}:{number}: no {' or '.join(missing)}")
+            records.append(record)
+    if not records:
+        raise UserError(f"{records_file} holds no records: one JSON object per line")
     records.sort(key=lambda r: (r["school_code"], r["class_name"]))
     messages = []
     for chunk in batches(records, batch_size):
@@ -57,6 +69,16 @@ def publish(
         messages.append(Outgoing(sid.encode(), value))
     asyncio.run(_send(settings.kafka_bootstrap, topic or settings.submissions_topic, messages))
     Console(stderr=True).print(f"published {len(records)} records in {len(messages)} messages")
+
+
+def _password(variable: str | None) -> bytes | None:
+    """From the environment, so the passphrase stays out of the command line and history."""
+    if variable is None:
+        return None
+    value = os.environ.get(variable)
+    if value is None:
+        raise UserError(f"--key-password-env {variable}: that environment variable is not set")
+    return value.encode()
 
 
 async def _send(bootstrap: str, topic: str, messages: list[Outgoing]) -> None:

@@ -1,11 +1,14 @@
-"""Shared by commands: settings, and a broker (the configured one or an embedded one)."""
+"""Shared by commands: settings, a broker (the configured one or an embedded one), and the
+check that a command writing a demo tree does not write over anything."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
+from hocba.cli.errors import UserError
 from hocba.kafka.broker import embedded_broker
 from hocba.kafka.topics import ensure_topics
 from hocba.settings import Settings
@@ -33,3 +36,10 @@ def create_topics(settings: Settings, bootstrap: str) -> None:
             settings.topic_partitions,
         )
     )
+
+
+def require_empty_dir(directory: Path) -> None:
+    """Demo trees hold an approved-certificate register and keys: written into a real trust
+    dir they would approve the demo keys and drop the real register."""
+    if directory.exists() and any(directory.iterdir()):
+        raise UserError(f"{directory} is not empty: name a new or empty directory")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import typer
@@ -39,21 +39,50 @@ def _register_path() -> Path:
     trust_dir = load_settings().trust_dir
     if trust_dir is None:
         raise UserError("set HOCBA_TRUST_DIR to the trust directory (holds register.json)")
+    if not trust_dir.is_dir():
+        raise UserError(
+            f"HOCBA_TRUST_DIR {trust_dir} is not a directory: point it at the trust directory "
+            "(anchors/, crls/, register.json), or make a demo one with `hocba pki demo`"
+        )
     return trust_dir / "register.json"
 
 
+def _normalized(fingerprint: str) -> str:
+    """As tools print it: `AB:CD:…` or upper case is the same fingerprint."""
+    return fingerprint.replace(":", "").strip().lower()
+
+
+FINGERPRINT = typer.Argument(
+    ...,
+    help="the leaf's SHA-256 fingerprint (hex; case and colons do not matter)",
+    callback=_normalized,
+)
+
+
 def _load(path: Path) -> Register:
-    return load_register(path) if path.exists() else Register()
+    if not path.exists():
+        return Register()
+    try:
+        return load_register(path)
+    except ValueError as exc:
+        raise UserError(f"{path} is not a valid register: {exc}") from None
 
 
-def _fingerprint(cert_path: Path) -> str:
+def _certificate(cert_path: Path) -> x509.Certificate:
     data = cert_path.read_bytes()
-    cert = (
-        x509.load_pem_x509_certificate(data)
-        if b"-----BEGIN" in data
-        else x509.load_der_x509_certificate(data)
-    )
-    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise UserError(f"{cert_path} is not a certificate (PEM or DER): {exc}") from None
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
 
 
 @app.command("add")
@@ -72,10 +101,28 @@ def add_cmd(
     Example: hocba trust add pki/leaves/SGD-2024-01.chain.pem --department SGD-2024-01
     """
     path = _register_path()
-    fingerprint = _fingerprint(cert)
-    entry = RegisterEntry(department, date.fromisoformat(approved_on))
-    save_register(path, add(_load(path), fingerprint, entry))
+    certificate = _certificate(cert)
+    if _is_ca(certificate):
+        raise UserError(
+            f"{cert} is a CA certificate: the register holds Departments' signing certificates "
+            "(CAs belong in anchors/ or intermediates/)"
+        )
+    try:
+        approved = date.fromisoformat(approved_on)
+    except ValueError:
+        raise UserError(f"--approved-on {approved_on!r}: give a date as YYYY-MM-DD") from None
+    fingerprint = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+    register = _load(path)
+    known = register.get(fingerprint)
+    if known is not None and known.department_code != department:
+        raise UserError(
+            f"{fingerprint} is registered for {known.department_code}: a certificate signs for "
+            "one Department; withdraw it and approve that Department's own certificate"
+        )
+    save_register(path, add(register, fingerprint, RegisterEntry(department, approved)))
     typer.echo(f"approved {fingerprint} for {department}")
+    if certificate.not_valid_after_utc < datetime.now(UTC):
+        typer.echo(f"warning: it expired on {certificate.not_valid_after_utc:%Y-%m-%d}", err=True)
 
 
 def _change(fingerprint: str, status: CertStatus) -> None:
@@ -95,21 +142,21 @@ def _change(fingerprint: str, status: CertStatus) -> None:
 
 @app.command("suspend")
 @friendly
-def suspend(fingerprint: str = typer.Argument(..., help="leaf SHA-256 (hex)")) -> None:
+def suspend(fingerprint: str = FINGERPRINT) -> None:
     """Stop accepting a certificate for now (reversible with `trust approve`)."""
     _change(fingerprint, CertStatus.SUSPENDED)
 
 
 @app.command("withdraw")
 @friendly
-def withdraw(fingerprint: str = typer.Argument(..., help="leaf SHA-256 (hex)")) -> None:
+def withdraw(fingerprint: str = FINGERPRINT) -> None:
     """Stop accepting a certificate for good."""
     _change(fingerprint, CertStatus.WITHDRAWN)
 
 
 @app.command("approve")
 @friendly
-def approve(fingerprint: str = typer.Argument(..., help="leaf SHA-256 (hex)")) -> None:
+def approve(fingerprint: str = FINGERPRINT) -> None:
     """Accept a suspended certificate again (a withdrawn one stays withdrawn)."""
     _change(fingerprint, CertStatus.APPROVED)
 
@@ -139,7 +186,7 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="print JSON")) -
 
 @app.command("show")
 @friendly
-def show(fingerprint: str = typer.Argument(..., help="leaf SHA-256 (hex)")) -> None:
+def show(fingerprint: str = FINGERPRINT) -> None:
     """One certificate's register entry."""
     entry = _load(_register_path()).get(fingerprint)
     if entry is None:

@@ -56,16 +56,25 @@ def algorithm_for(key: SigningKey, *, rsa_pss: bool = False) -> str:
     raise ValueError(f"no allowed signature algorithm for a {type(key).__name__}")
 
 
-def load_signer(key_path: Path, chain_path: Path, *, rsa_pss: bool = False) -> Signer:
-    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+def load_signer(
+    key_path: Path, chain_path: Path, *, rsa_pss: bool = False, password: bytes | None = None
+) -> Signer:
+    """The key and its chain, checked to belong together: a mismatch would otherwise show up
+    only as every message dead-lettered `verify.signature_invalid`."""
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=password)
+    except TypeError:  # cryptography's word for "encrypted, and no password" (or the reverse)
+        state = "is encrypted: give its passphrase" if password is None else "is not encrypted"
+        raise ValueError(f"{key_path} {state}") from None
     if not isinstance(
         key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
     ):
         raise ValueError(f"{key_path}: a {type(key).__name__} cannot sign submissions")
-    chain = tuple(
-        c.public_bytes(serialization.Encoding.DER)
-        for c in x509.load_pem_x509_certificates(chain_path.read_bytes())
-    )
+    certificates = x509.load_pem_x509_certificates(chain_path.read_bytes())
+    public = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificates[0].public_key().public_bytes(*public) != key.public_key().public_bytes(*public):
+        raise ValueError(f"{key_path} is not the key of {chain_path}'s first certificate")
+    chain = tuple(c.public_bytes(serialization.Encoding.DER) for c in certificates)
     return Signer(key, chain, algorithm_for(key, rsa_pss=rsa_pss))
 
 
