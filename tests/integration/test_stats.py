@@ -240,6 +240,22 @@ def test_stats_csv_has_one_row_per_department(store_dir: Path, store: ChdbStore)
     assert len(lines) == 64 and lines[1].startswith("SGD-2024-01,")  # 60 % is the highest
 
 
+def test_stats_json_follows_the_sort_too(store_dir: Path, store: ChdbStore) -> None:
+    by_code = json.loads(cli(store_dir, "stats", "--json").stdout)["departments"]
+    by_coverage = json.loads(cli(store_dir, "stats", "--json", "--sort", "coverage").stdout)
+    codes = [d["code"] for d in by_code]
+    assert codes == sorted(codes)
+    coverage = [d["coverage_pct"] or 0 for d in by_coverage["departments"]]  # none counts as 0
+    assert coverage[0] == 60.0 and coverage == sorted(coverage, reverse=True)
+
+
+def test_stats_without_a_store_says_so_and_creates_none(tmp_path: Path) -> None:
+    result = cli(tmp_path, "stats")
+    assert result.exit_code == 2
+    assert "no store at" in result.stderr and "HOCBA_DATA_DIR" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_stats_on_a_locked_store_says_what_to_do(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [

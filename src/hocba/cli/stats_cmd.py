@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import typer
 from rich.console import Console
@@ -30,17 +31,37 @@ from hocba.store.base import Store, StoreLockedError
 from hocba.store.factory import open_store
 from hocba.store.remote import WorkerStore, worker_reachable
 
+
+def _school_year(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"(\d{4})-(\d{4})", value):
+        raise typer.BadParameter(f"{value!r}: a school year is written 2023-2024")
+    return value
+
+
 SCHOOL_YEAR_OPTION = typer.Option(
-    None, "--school-year", help="e.g. 2023-2024 (default: the latest in the store)"
+    None,
+    "--school-year",
+    help="e.g. 2023-2024 (default: the latest in the store)",
+    callback=_school_year,
 )
 GRADE_OPTION = typer.Option(
-    [], "--grade", "-g", help="repeat for several (default: every grade with expected enrolment)"
+    [],
+    "--grade",
+    "-g",
+    min=1,
+    max=12,
+    help="repeat for several (default: every grade with expected enrolment)",
 )
 
 
 def open_for_reading(settings: Settings) -> Store:
     """The store; if a running worker owns the chDB store, the same store through the
     worker's HTTP port (it answers read-only queries on loopback); else one line why not."""
+    if settings.clickhouse_url is None and not settings.chdb_path.is_dir():
+        raise UserError(
+            f"no store at {settings.chdb_path} (HOCBA_DATA_DIR): run `hocba worker` or "
+            "`hocba demo` there first, or set HOCBA_CLICKHOUSE_URL"
+        )
     try:
         return open_store(settings)
     except StoreLockedError:
@@ -90,7 +111,8 @@ def stats(
     departments = sort_departments(report.departments, sort)
     if as_json:
         extra = {"breakdown": [vars_of(r) for r in rows]} if by else {}
-        typer.echo(json.dumps(report.to_json() | extra, ensure_ascii=False))
+        ordered = replace(report, departments=tuple(departments)).to_json()
+        typer.echo(json.dumps(ordered | extra, ensure_ascii=False))
     elif as_csv:
         _print_csv(departments, rows)
     else:
