@@ -66,6 +66,15 @@ def test_lag_is_exact_before_and_zero_after_consumption(
     assert before.returncode == 0, before.stderr
     assert json.loads(before.stdout)["lag"] == len(messages)
     assert hocba("lag", "--max-lag", "0", env=env).returncode == 1
+    mistyped = hocba("lag", "--topic", "hocba.submisions", "--max-lag", "0", env=env)
+    assert mistyped.returncode == 2  # "cannot ask", not lag 0
+    assert "topic hocba.submisions does not exist" in mistyped.stderr
+    unreachable = hocba("lag", env={**env, "HOCBA_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    assert unreachable.returncode == 2
+    assert unreachable.stderr.splitlines() == [
+        "error: cannot reach Kafka at 127.0.0.1:1: is the broker up, and HOCBA_KAFKA_BOOTSTRAP "
+        "right?"
+    ]
 
     load_reference(settings, scenario.reference)
     worker = spawn_worker(settings, broker.bootstrap, tmp_path / "worker.log")

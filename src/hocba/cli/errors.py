@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -40,8 +41,16 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
 def describe(exc: Exception) -> str:
     """One line; for invalid settings, the `HOCBA_*` variable to fix and why (never its value,
     which may be a secret), instead of pydantic's multi-line report on field names."""
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError  # only on an error
+
+    if isinstance(exc, KafkaConnectionError | KafkaTimeoutError):
+        where = ", ".join(f"{h}:{p}" for h, p in re.findall(r"\('([^']+)', (\d+)", str(exc)))
+        return (
+            f"cannot reach Kafka{' at ' + where if where else ''}: is the broker up, and "
+            "HOCBA_KAFKA_BOOTSTRAP right?"
+        )
     if not isinstance(exc, ValidationError):
-        return str(exc)
+        return str(exc) or type(exc).__name__
     env = exc.title == Settings.__name__
     return "; ".join(
         f"{_location(e['loc'], env)}: {e['msg']}" for e in exc.errors(include_url=False)

@@ -57,7 +57,13 @@ def lag(
         targets.append((f"{group}-lander", settings.landing_topic))
 
     def fetch() -> list[GroupReport]:
-        return asyncio.run(_reports(bootstrap, targets))
+        reports = asyncio.run(_reports(bootstrap, targets))
+        if not reports[0].partitions:  # a probe on a mistyped topic must not pass on lag 0
+            raise UserError(
+                f"topic {reports[0].topic} does not exist on {bootstrap}: check --topic or "
+                "HOCBA_SUBMISSIONS_TOPIC"
+            )
+        return reports
 
     if watch:
         _watch(fetch, interval, as_json)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from hocba.cli import (
@@ -31,6 +33,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def quiet_kafka_clients(ctx: typer.Context) -> None:
+    """A command that cannot reach Kafka says so in one line of its own (`errors.describe`);
+    aiokafka's retry lines would bury it. The worker logs everything, aiokafka included."""
+    if ctx.invoked_subcommand != "worker":
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
 app.command("demo")(demo_cmd.demo)
 app.command("worker")(worker_cmd.worker)
 app.command("publish")(publish_cmd.publish)

@@ -25,8 +25,8 @@ class DeadLetterRecord:
 
 async def read_topic(bootstrap: str, topic: str) -> list[DeadLetterRecord]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a broker that cannot be reached still gets a stop()
         tps = await topic_partitions(consumer, topic)
         ends = await true_end_offsets(consumer, tps)
         pending = {tp for tp in tps if ends[tp] > 0}

@@ -35,8 +35,8 @@ async def bulk_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
         max_request_size=MAX_REQUEST_BYTES,
         acks="all",
     )
-    await producer.start()
     try:
+        await producer.start()  # inside: a broker that cannot be reached still gets a stop()
         yield producer
     finally:
         await producer.stop()

@@ -16,8 +16,8 @@ async def ensure_topics(
 ) -> None:
     """Create the missing ones; `configs` (e.g. `COMPACTED`) applies to those created here."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
     try:
+        await admin.start()  # inside: a broker that cannot be reached still gets a close()
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(n, partitions, 1, topic_configs=dict(configs or {}))
