@@ -36,7 +36,7 @@ class Settings(BaseSettings):
         default="hocba.reference",
         description="compacted <prefix>.schools|departments|provinces: reference system of record",
     )
-    topic_partitions: int = 12
+    topic_partitions: int = Field(default=12, ge=1)
     consumer_group: str = "hocba-worker"
     database: str = "hocba"
 
@@ -61,15 +61,15 @@ class Settings(BaseSettings):
         ge=1,
         description="bytes of messages per batch staged in ClickHouse (~200 class messages)",
     )
-    batch_max_ms: int = 200
-    max_message_bytes: int = 1_048_576
-    max_records_per_message: int = 5_000
-    clock_skew_s: int = 300
+    batch_max_ms: int = Field(default=200, ge=1)
+    max_message_bytes: int = Field(default=1_048_576, ge=1)
+    max_records_per_message: int = Field(default=5_000, ge=1)
+    clock_skew_s: int = Field(default=300, ge=0)
 
     web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    broker_session_timeout_s: float = 45.0
-    broker_heartbeat_interval_s: float = 3.0
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    broker_session_timeout_s: float = Field(default=45.0, gt=0)
+    broker_heartbeat_interval_s: float = Field(default=3.0, gt=0)
     pseudonym_key: SecretStr = SecretStr("hocba-demo-pseudonym-key-change-me")
     keep_identity: bool = Field(
         default=False, description="store raw personal IDs and names (off: pseudonyms only)"

@@ -56,7 +56,12 @@ def test_json_is_parseable_and_masked() -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("HOCBA_TOPIC_PARTITIONS", "abc"), ("HOCBA_CPU_PROCESSES", "-1")],
+    [
+        ("HOCBA_TOPIC_PARTITIONS", "abc"),
+        ("HOCBA_TOPIC_PARTITIONS", "-3"),
+        ("HOCBA_CPU_PROCESSES", "-1"),
+        ("HOCBA_WEB_PORT", "99999"),
+    ],
 )
 def test_an_invalid_value_is_one_line_naming_the_variable(variable: str, value: str) -> None:
     code, out, err = show(**{variable: value})
