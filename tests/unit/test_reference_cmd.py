@@ -63,6 +63,19 @@ def test_merge_by_code_then_replace(tmp_path: Path, env: dict[str, str | None]) 
     assert list(load_reference_dir(tmp_path / "reference").schools) == ["S01"]
 
 
+def test_a_broker_that_cannot_be_reached_says_what_did_change(
+    tmp_path: Path, env: dict[str, str | None]
+) -> None:
+    schools = write(tmp_path / "in" / "schools.csv", TWO_SCHOOLS)
+    result = hocba(
+        {**env, "HOCBA_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "reference", "load", str(schools)
+    )
+    assert result.exit_code == 2
+    assert "and ClickHouse are updated, but publishing to Kafka failed" in result.output
+    assert "cannot reach Kafka at 127.0.0.1:1" in result.output
+    assert list(load_reference_dir(tmp_path / "reference").schools) == ["S01", "S15"]
+
+
 def test_a_bad_row_names_the_operators_file_and_line_and_changes_nothing(
     tmp_path: Path, env: dict[str, str | None]
 ) -> None:

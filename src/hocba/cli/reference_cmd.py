@@ -34,7 +34,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from hocba.cli.errors import UserError, friendly
+from hocba.cli.errors import UserError, describe, friendly
 from hocba.cli.runtime import load_settings
 from hocba.reference.loader import load_reference_dir, load_reference_file, write_reference_dir
 from hocba.reference.model import ReferenceData
@@ -200,7 +200,13 @@ def load(
             with _step(progress, "mirroring into ClickHouse"):
                 mirror = result["mirror"] = _mirror(settings, merged)
             bootstrap, prefix = settings.kafka_bootstrap, settings.reference_topic_prefix
-            plans = _publish(progress, bootstrap, prefix, merged) if bootstrap else None
+            try:
+                plans = _publish(progress, bootstrap, prefix, merged) if bootstrap else None
+            except Exception as exc:  # the directory and ClickHouse changed: say so
+                raise UserError(
+                    f"{directory} and ClickHouse are updated, but publishing to Kafka failed "
+                    f"({describe(exc)}); run the same load again to publish"
+                ) from None
             result["published"] = (
                 None
                 if plans is None
