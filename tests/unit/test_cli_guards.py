@@ -114,3 +114,12 @@ def test_publish_refuses_a_key_that_is_not_the_chains(pki: DemoPki, tmp_path: Pa
         HOCBA_KAFKA_BOOTSTRAP="127.0.0.1:1",
     )
     assert code == 2 and "is not the key of" in out
+
+
+@pytest.mark.parametrize("command", ["inspect", "replay"])
+def test_a_mistyped_reason_code_is_not_zero_dead_letters(command: str) -> None:
+    code, out = hocba(
+        "dlq", command, "--reason", "enrich.unknwn_school", HOCBA_KAFKA_BOOTSTRAP="127.0.0.1:1"
+    )
+    assert code == 2 and "is not a reason code" in out
+    assert "enrich.unknown_school" in out  # the suggestion

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from rich.table import Table
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
 from hocba.domain.messages import RawMessage, Submission
+from hocba.domain.reasons import Reason
 from hocba.kafka.dlq import DeadLetterRecord, read_topic
 from hocba.kafka.replay import (
     failed_at_ms,
@@ -125,10 +127,24 @@ def _print_summary(summary: dict[str, Any]) -> None:
         console.print_json(json.dumps(sample, ensure_ascii=False))
 
 
+def _known_reason(code: str | None) -> str | None:
+    """A mistyped code would match nothing and report zero dead letters, as if all were well."""
+    known = [r.value for r in Reason]
+    if code is not None and code not in known:
+        close = difflib.get_close_matches(code, known, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else "; see `hocba dlq inspect`"
+        raise typer.BadParameter(f"{code!r} is not a reason code{hint}")
+    return code
+
+
 @app.command()
 @friendly
 def inspect(
-    reason: str = typer.Option(None, help="only dead letters with this code, e.g. decode.not_avro"),
+    reason: str = typer.Option(
+        None,
+        help="only dead letters with this code, e.g. decode.not_avro",
+        callback=_known_reason,
+    ),
     samples: int = typer.Option(3, min=0, help="sample messages to decode and show"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -163,7 +179,9 @@ def _since_ms(since: str | None) -> int | None:
 @app.command()
 @friendly
 def replay(
-    reason: str = typer.Option(..., help="replay dead letters with this code"),
+    reason: str = typer.Option(
+        ..., help="replay dead letters with this code", callback=_known_reason
+    ),
     since: str = typer.Option(None, help="only those failed at/after this ISO time (UTC default)"),
     max_replays: int = typer.Option(3, min=1, help="refuse messages replayed this many times"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would be sent, send nothing"),
