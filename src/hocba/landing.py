@@ -124,7 +124,16 @@ class LandResult:
     outcomes: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (outcome, reason)
 
 
-def _ms(ms: int) -> datetime:
+# ClickHouse's DateTime64 holds 1900-01-01 to 2299-12-31 (and Python's datetime no more than
+# year 9999); a producer may stamp a message with any 64-bit number.
+_DATETIME64_MS = (-2_208_988_800_000, 10_413_791_999_999)
+
+
+def _ms(ms: int, fallback: datetime) -> datetime:
+    """`ms` as a time, or `fallback` when no column could hold it: a wild timestamp must not
+    fail the insert, which would be retried as an outage for ever."""
+    if not _DATETIME64_MS[0] <= ms <= _DATETIME64_MS[1]:
+        return fallback
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
@@ -144,7 +153,7 @@ def _accepted_audit(item: Accepted, received_at: datetime, **figures: Any) -> di
         "vendor": sub.vendor,
         "signer_fingerprint": item.signer_fingerprint,
         **_coordinates(item.message),
-        "sent_at": _ms(sub.sent_at_ms),
+        "sent_at": _ms(sub.sent_at_ms, received_at),
         "received_at": received_at,
         **figures,
     }
@@ -157,7 +166,7 @@ def _rejected_audit(rejection: Rejection, received_at: datetime) -> dict[str, An
         "vendor": "",
         "signer_fingerprint": "",
         **_coordinates(rejection.message),
-        "sent_at": _ms(rejection.message.timestamp_ms),
+        "sent_at": _ms(rejection.message.timestamp_ms, received_at),
         "received_at": received_at,
         "outcome": "dead_lettered",
         "reason": str(rejection.code),

@@ -241,6 +241,23 @@ def test_department_may_send_only_for_schools_of_its_province_in_its_edition(
     assert row["authorised"] is authorised
 
 
+@pytest.mark.parametrize("timestamp_ms", [2**62, -(2**62)], ids=["far-future", "far-past"])
+def test_a_wild_kafka_timestamp_does_not_stop_landing(
+    stager: Stager, tmp_path: Path, timestamp_ms: int
+) -> None:
+    """A producer may stamp any 64-bit number; the audit row takes the receipt time then,
+    instead of failing the insert (which would be retried for ever)."""
+    message = replace(raw(b"not avro"), timestamp_ms=timestamp_ms)
+    context = World(tmp_path / "world").ctx
+    result = land_prepared(stager.store, process_batch([message], context), LANDING, "test")
+    assert [r.code for r in result.rejected] == [Reason.DECODE_NOT_AVRO]
+    [row] = stager.store.query(
+        "SELECT sent_at, received_at FROM test.submissions WHERE kafka_offset = 0"
+        " AND reason = 'decode.not_avro' ORDER BY received_at DESC LIMIT 1"
+    )
+    assert row["sent_at"] == row["received_at"]
+
+
 def test_unreadable_payloads_are_blamed_alone_and_their_neighbours_land(
     stager: Stager, tmp_path: Path
 ) -> None:
