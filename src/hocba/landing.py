@@ -276,7 +276,8 @@ def _unreadable(
     for item in items:
         try:
             _stage_batch(store, stage, [item])
-        except Exception as alone:  # this message alone is refused: its payload is at fault
+        except Exception as alone:  # this message alone is refused: its payload is at fault,
+            store.query("SELECT 1")  # unless the store went out meanwhile (then: retried)
             detail = f"payload: ClickHouse could not read it: {alone}"
             found.append(_reject(item, Reason.DECODE_MALFORMED, detail[:2000]))
     if not found:
