@@ -52,7 +52,7 @@ def test_prepared_records_published_by_hand_all_land(
     worker = spawn_worker(settings, broker.bootstrap, tmp_path / "worker.log")
     try:
         leaf = Path(inputs["trust_dir"]) / "leaves" / sender
-        hocba(
+        published = hocba(
             "publish",
             records_file,
             "--key",
@@ -61,6 +61,7 @@ def test_prepared_records_published_by_hand_all_land(
             f"{leaf}.chain.pem",
             "--sender",
             sender,
+            "--json",
             env=settings_env(settings, broker.bootstrap),
         )
         wait_drained(settings, broker.bootstrap, worker, timeout_s=120)
@@ -70,3 +71,6 @@ def test_prepared_records_published_by_hand_all_land(
     landed = query(settings, "SELECT count() AS n FROM {db}.records FINAL")
     assert landed == [{"n": records}]
     assert query(settings, "SELECT count() AS n FROM {db}.dead_letters") == [{"n": 0}]
+    sent = json.loads(published)["submission_ids"]
+    audited = query(settings, "SELECT submission_id FROM {db}.submissions ORDER BY ALL")
+    assert sorted(sent) == [row["submission_id"] for row in audited]  # each traceable

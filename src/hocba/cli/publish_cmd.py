@@ -34,6 +34,9 @@ def publish(
         metavar="VARIABLE",
         help="for an encrypted key: the environment variable holding its passphrase",
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="print the submission ids sent (to trace a message later)"
+    ),
 ) -> None:
     """Sign and publish records, one message per class batch.
 
@@ -60,14 +63,20 @@ def publish(
     if not records:
         raise UserError(f"{records_file} holds no records: one JSON object per line")
     records.sort(key=lambda r: (r["school_code"], r["class_name"]))
-    messages = []
+    messages, submission_ids = [], []
     for chunk in batches(records, batch_size):
         try:
             sid, value = sign_batch(registry, chunk, signer, sender_code=sender, vendor=vendor)
         except (ValueError, TypeError, KeyError) as exc:
             raise UserError(f"a record does not fit the StudentRecord schema: {exc}") from None
         messages.append(Outgoing(sid.encode(), value))
-    asyncio.run(_send(settings.kafka_bootstrap, topic or settings.submissions_topic, messages))
+        submission_ids.append(sid)
+    destination = topic or settings.submissions_topic
+    asyncio.run(_send(settings.kafka_bootstrap, destination, messages))
+    if as_json:
+        sent = {"topic": destination, "records": len(records)}
+        typer.echo(json.dumps(sent | {"submission_ids": submission_ids}))
+        return
     Console(stderr=True).print(f"published {len(records)} records in {len(messages)} messages")
 
 
