@@ -234,13 +234,17 @@ SELECT c.school_year AS school_year,
     count() AS departments_total,
     countIf(d.account_registered) AS departments_registered,
     countIf(d.certificate_approved) AS departments_with_approved_certificate,
-    countIf((c.school_year, d.code) IN (SELECT school_year, sender_code FROM hocba.progress))
-        AS departments_sending,
+    countIf((c.school_year, d.code) IN (
+        SELECT school_year, sender_code FROM hocba.progress
+        WHERE (school_year, grade) IN (SELECT school_year, grade FROM hocba.expected_enrollment)
+    )) AS departments_sending,
     any(c.records) AS records, any(c.expected) AS expected,
     if(expected = 0, NULL, round(toDecimal128(records, 6) * 100 / expected, 2)) AS coverage_pct
 FROM (
     SELECT school_year, sum(records) AS records, sum(expected) AS expected
-    FROM hocba.coverage GROUP BY school_year
+    FROM hocba.coverage
+    WHERE (school_year, grade) IN (SELECT school_year, grade FROM hocba.expected_enrollment)
+    GROUP BY school_year
 ) AS c
 CROSS JOIN hocba.departments AS d
 WHERE d.valid_from <= toDate(concat(substring(c.school_year, 1, 4), '-09-05'))

@@ -83,19 +83,25 @@ FROM (
 GROUP BY school_year, province_code_2024, grade
 """
 
+# Over the grades with expected enrolment in the year, as `hocba stats` (stats.report): a
+# grade nobody expected would add records without enrolment, and make senders of them.
 NATIONAL_PROGRESS_VIEW = f"""
 CREATE VIEW IF NOT EXISTS {{db}}.national_progress AS
 SELECT c.school_year AS school_year,
     count() AS departments_total,
     countIf(d.account_registered) AS departments_registered,
     countIf(d.certificate_approved) AS departments_with_approved_certificate,
-    countIf((c.school_year, d.code) IN (SELECT school_year, sender_code FROM {{db}}.progress))
-        AS departments_sending,
+    countIf((c.school_year, d.code) IN (
+        SELECT school_year, sender_code FROM {{db}}.progress
+        WHERE (school_year, grade) IN (SELECT school_year, grade FROM {{db}}.expected_enrollment)
+    )) AS departments_sending,
     any(c.records) AS records, any(c.expected) AS expected,
     {COVERAGE_PCT} AS coverage_pct
 FROM (
     SELECT school_year, sum(records) AS records, sum(expected) AS expected
-    FROM {{db}}.coverage GROUP BY school_year
+    FROM {{db}}.coverage
+    WHERE (school_year, grade) IN (SELECT school_year, grade FROM {{db}}.expected_enrollment)
+    GROUP BY school_year
 ) AS c
 CROSS JOIN {{db}}.departments AS d
 WHERE d.valid_from <= {opening_day("c.school_year")}
