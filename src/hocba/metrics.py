@@ -10,10 +10,13 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from hocba.kafka.lag import PartitionLag
+from hocba.trust.store import load_crls, past_next_update
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
@@ -77,6 +80,14 @@ class Metrics:
         )
         for age in (trust_age, reference_age):
             age.set_function(lambda: time.time() - self.context_loaded_at)
+        # Read from the trust dir when scraped (`watch_crls`): a CRL goes stale by time alone,
+        # with no file changing. NaN where no trust dir is read (a `land` worker).
+        self.stale_crls = Gauge(
+            "hocba_crls_past_next_update",
+            "CRLs in the trust dir past their next update: later revocations are unknown",
+            registry=r,
+        )
+        self.stale_crls.set_function(lambda: math.nan)
 
     def count_messages(self, outcomes: Mapping[tuple[str, str], int]) -> None:
         for (outcome, reason), n in outcomes.items():
@@ -89,6 +100,15 @@ class Metrics:
     def set_lag(self, lags: list[PartitionLag]) -> None:
         for p in lags:
             self.lag.labels(str(p.partition)).set(p.lag)
+
+    def watch_crls(self, trust_dir: Path) -> None:
+        def stale() -> float:
+            try:
+                return len(past_next_update(load_crls(trust_dir), datetime.now(UTC)))
+            except (OSError, ValueError):  # an unreadable CRL is the reload's to report
+                return math.nan
+
+        self.stale_crls.set_function(stale)
 
     def context_loaded(self, loaded_at: float) -> None:
         """The trust store and reference data in force were loaded at `loaded_at` (epoch s)."""

@@ -217,6 +217,8 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         else None
     )
     ingestor = Ingestor(settings, metrics) if role is not Role.LAND else None
+    if ingestor is not None and settings.trust_dir is not None:
+        metrics.watch_crls(settings.trust_dir)
     registry = load_registry()  # the lander reads the envelopes of handed-off messages
     source = settings.landing_topic if role is Role.LAND else settings.submissions_topic
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from hocba.metrics import Metrics
 
 
-def _age(metrics: Metrics, name: str) -> float:
+def _sample(metrics: Metrics, name: str) -> float:
     value = metrics.registry.get_sample_value(name)
     assert value is not None, f"{name} is not exported"
     return value
@@ -16,13 +23,39 @@ def _age(metrics: Metrics, name: str) -> float:
 
 def test_context_ages_grow_between_reloads_and_restart_at_a_reload() -> None:
     metrics = Metrics()
-    assert math.isnan(_age(metrics, "hocba_trust_store_age_seconds"))  # nothing loaded yet
+    assert math.isnan(_sample(metrics, "hocba_trust_store_age_seconds"))  # nothing loaded yet
 
     metrics.context_loaded(time.time() - 100)
-    first = _age(metrics, "hocba_trust_store_age_seconds")
+    first = _sample(metrics, "hocba_trust_store_age_seconds")
     time.sleep(0.05)
-    assert _age(metrics, "hocba_trust_store_age_seconds") >= first + 0.05 > 100
-    assert _age(metrics, "hocba_reference_age_seconds") >= first
+    assert _sample(metrics, "hocba_trust_store_age_seconds") >= first + 0.05 > 100
+    assert _sample(metrics, "hocba_reference_age_seconds") >= first
 
     metrics.context_loaded(time.time())
-    assert _age(metrics, "hocba_reference_age_seconds") < 1
+    assert _sample(metrics, "hocba_reference_age_seconds") < 1
+
+
+def _crl(directory: Path, name: str, next_update: datetime) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer)
+        .last_update(next_update - timedelta(days=7))
+        .next_update(next_update)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.crl").write_bytes(crl.public_bytes(serialization.Encoding.DER))
+
+
+def test_a_crl_going_stale_shows_without_any_file_changing(tmp_path: Path) -> None:
+    metrics = Metrics()
+    assert math.isnan(_sample(metrics, "hocba_crls_past_next_update"))  # no trust dir watched
+    now = datetime.now(UTC)
+    _crl(tmp_path / "crls", "fresh", now + timedelta(days=1))
+    _crl(tmp_path / "crls", "stale", now - timedelta(seconds=1))
+    metrics.watch_crls(tmp_path)
+    assert _sample(metrics, "hocba_crls_past_next_update") == 1
+    (tmp_path / "crls" / "fresh.crl").write_bytes(b"half a file")
+    assert math.isnan(_sample(metrics, "hocba_crls_past_next_update"))

@@ -96,12 +96,23 @@ def _load_crl(path: Path) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
-def _expired(crls: Sequence[x509.CertificateRevocationList], at: datetime) -> tuple[str, ...]:
-    expired = tuple(
+def load_crls(trust_dir: Path) -> tuple[x509.CertificateRevocationList, ...]:
+    return tuple(_load_crl(p) for p in _files(trust_dir / "crls", _CRL_PATTERNS))
+
+
+def past_next_update(
+    crls: Sequence[x509.CertificateRevocationList], at: datetime
+) -> tuple[str, ...]:
+    """The issuers whose CRL is past its next update at `at`."""
+    return tuple(
         crl.issuer.rfc4514_string()
         for crl in crls
         if crl.next_update_utc is not None and crl.next_update_utc < at
     )
+
+
+def _expired(crls: Sequence[x509.CertificateRevocationList], at: datetime) -> tuple[str, ...]:
+    expired = past_next_update(crls, at)
     for issuer in expired:
         log.warning("the CRL of %s is past its next update: newer revocations are unknown", issuer)
     return expired
@@ -117,7 +128,7 @@ def load_trust_store(trust_dir: Path, *, now: datetime | None = None) -> TrustSt
     if not anchors:
         raise ValueError(f"{trust_dir}: no trust anchors in anchors/*.pem")
     register_path = trust_dir / "register.json"
-    crls = tuple(_load_crl(p) for p in _files(trust_dir / "crls", _CRL_PATTERNS))
+    crls = load_crls(trust_dir)
     return TrustStore(
         anchors=anchors,
         intermediates=tuple(
