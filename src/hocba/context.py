@@ -43,6 +43,9 @@ class ContextLoader:
         self._context: PipelineContext | None = None
         self._fingerprint = ""
         self.loaded_at = 0.0  # time.time() of the context in force
+        # The files changed but did not load: the previous context stays in force (so a
+        # suspension saved beside a broken file does not apply) until the files are fixed.
+        self.reload_failed = False
 
     def _fingerprint_now(self) -> str:
         return dir_fingerprint(self.settings.trust_dir) + dir_fingerprint(
@@ -79,10 +82,10 @@ class ContextLoader:
             context = self._build()
         except Exception as exc:  # keep serving with the last good trust and reference data
             log.error("reload failed, keeping the previous trust/reference data: %s", exc)
-            self._fingerprint = fingerprint
+            self._fingerprint, self.reload_failed = fingerprint, True
             return False
         with self._lock:
             self._context, self._fingerprint = context, fingerprint
-            self.loaded_at = time.time()
+            self.loaded_at, self.reload_failed = time.time(), False
         log.info("trust store / reference data reloaded")
         return True

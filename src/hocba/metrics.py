@@ -88,6 +88,12 @@ class Metrics:
             registry=r,
         )
         self.stale_crls.set_function(lambda: math.nan)
+        self.reload_failing = Gauge(
+            "hocba_reload_failing",
+            "1 while changed trust or reference files do not load (the previous ones stay)",
+            registry=r,
+        )
+        self.reload_failing.set_function(lambda: math.nan)
 
     def count_messages(self, outcomes: Mapping[tuple[str, str], int]) -> None:
         for (outcome, reason), n in outcomes.items():

@@ -100,10 +100,12 @@ class Ingestor:
         return prepared
 
     async def refresh(self) -> None:
+        """This process's context is refreshed in pool mode too: its `reload_failed` is what
+        /metrics reports (children load the same files)."""
+        await asyncio.get_running_loop().run_in_executor(self.thread, self.contexts.refresh)
         if self.pool is not None:
             self._loaded(await self.pool.refresh())
         else:
-            await asyncio.get_running_loop().run_in_executor(self.thread, self.contexts.refresh)
             self._loaded(self.contexts.loaded_at)
 
     def _loaded(self, loaded_at: float) -> None:
@@ -219,6 +221,8 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
     ingestor = Ingestor(settings, metrics) if role is not Role.LAND else None
     if ingestor is not None and settings.trust_dir is not None:
         metrics.watch_crls(settings.trust_dir)
+        contexts = ingestor.contexts
+        metrics.reload_failing.set_function(lambda: float(contexts.reload_failed))
     registry = load_registry()  # the lander reads the envelopes of handed-off messages
     source = settings.landing_topic if role is Role.LAND else settings.submissions_topic
 

@@ -113,6 +113,9 @@ def test_metrics_match_the_audit_and_ready_reports(
         assert metrics[("hocba_messages_total", labels)] == row["n"], row
     landed = query(settings, "SELECT count() AS n FROM {db}.records")[0]["n"]
     assert metrics[("hocba_records_total", (("outcome", "landed"),))] == landed
+    assert metrics[("hocba_reload_failing", ())] == 0  # wired: NaN if nothing was watched
+    assert metrics[("hocba_crls_past_next_update", ())] == 0
+    assert 0 < metrics[("hocba_trust_store_age_seconds", ())] < 600
     assert ready == {
         "ready": True,
         "partitions_assigned": True,

@@ -150,8 +150,10 @@ def test_a_broken_trust_dir_keeps_the_last_good_context(
     with caplog.at_level(logging.ERROR, logger="hocba.context"):
         assert loader.refresh() is False
     assert "reload failed" in caplog.text
+    assert loader.reload_failed  # hocba_reload_failing: 1 until the files are fixed
     assert loader.current() is good
     assert isinstance(process_message(raw, loader.current(), datetime.now(UTC)), Accepted)
     (trust_dir / broken).write_bytes(original)
     assert loader.refresh() is True
+    assert not loader.reload_failed
     assert loader.current() is not good
