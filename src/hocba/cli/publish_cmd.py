@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import track
 
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
@@ -64,7 +65,9 @@ def publish(
         raise UserError(f"{records_file} holds no records: one JSON object per line")
     records.sort(key=lambda r: (r["school_code"], r["class_name"]))
     messages, submission_ids = [], []
-    for chunk in batches(records, batch_size):
+    chunks = list(batches(records, batch_size))
+    console = Console(stderr=True, quiet=as_json)
+    for chunk in track(chunks, "signing", console=console, transient=True):
         try:
             sid, value = sign_batch(registry, chunk, signer, sender_code=sender, vendor=vendor)
         except (ValueError, TypeError, KeyError) as exc:
@@ -77,7 +80,7 @@ def publish(
         sent = {"topic": destination, "records": len(records)}
         typer.echo(json.dumps(sent | {"submission_ids": submission_ids}))
         return
-    Console(stderr=True).print(f"published {len(records)} records in {len(messages)} messages")
+    console.print(f"published {len(records)} records in {len(messages)} messages")
 
 
 def _password(variable: str | None) -> bytes | None:
