@@ -102,6 +102,16 @@ def test_written_reference_loads_back_unchanged(tmp_path: Path) -> None:
             "code,name,edition,province_code,valid_from\nD,Sở,2025,02,2025-07-01\n",
             r"departments\.csv:2: unknown province_code '02'",
         ),
+        (  # a former-province Department open-ended: it would report in both editions
+            "departments.csv",
+            "code,name,edition,province_code,valid_from\nD,Sở,2024,01,2004-01-01\n",
+            r"departments\.csv:2: edition 2024 ended on 2025-06-30",
+        ),
+        (
+            "departments.csv",
+            "code,name,edition,province_code,valid_from\nD,Sở,2025,01,2025-01-01\n",
+            r"departments\.csv:2: edition 2025 began on 2025-07-01",
+        ),
         (
             "expected_enrollment.csv",
             "province_code_2024,school_year,grade,expected\n01,2023-2025,1,10\n",

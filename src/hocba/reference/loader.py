@@ -125,6 +125,13 @@ def _department(row: Row) -> Department:
     valid_from, valid_to = _date(row, "valid_from"), _date(row, "valid_to")
     if valid_from is None or (valid_to is not None and valid_to < valid_from):
         raise ValueError("valid_from is missing or after valid_to")
+    # Dates reaching into another edition's period would list the Department in both
+    # editions' reports, its province counted twice.
+    _, begins, ends = _EDITIONS[edition]
+    if ends is not None and (valid_to is None or valid_to > ends):
+        raise ValueError(f"edition {edition} ended on {ends}: valid_to must be on or before it")
+    if edition > min(_EDITIONS) and valid_from < begins:
+        raise ValueError(f"edition {edition} began on {begins}: valid_from must be on or after it")
     return Department(
         code=_text(row, "code"),
         name=_text(row, "name"),
