@@ -66,6 +66,7 @@ class Lander:
         )
         self.stores: dict[int, Store] = {}  # by slot
         self.opening = asyncio.Lock()
+        self.mirroring = asyncio.Lock()
         self.reference_fingerprint = ""  # of the reference files last mirrored
         self.totals: dict[str, int] = {}
 
@@ -127,18 +128,21 @@ class Lander:
         cannot write them while we hold chDB. Checked before every batch, in every role (a
         `land` worker has no CPU stage of its own to notice a reload); a few stat calls."""
         directory = self.settings.reference_dir
-        fingerprint = dir_fingerprint(directory)
-        if directory is None or fingerprint == self.reference_fingerprint:
-            return
-        self.reference_fingerprint = fingerprint  # a broken file is reported once, not per batch
+        # One at a time: the fingerprint is taken before the copy ends, so a batch staging
+        # beside it would otherwise see "up to date" and stage against the old tables.
+        async with self.mirroring:
+            fingerprint = dir_fingerprint(directory)
+            if directory is None or fingerprint == self.reference_fingerprint:
+                return
+            self.reference_fingerprint = fingerprint  # a broken file is reported once
 
-        def mirror() -> None:
-            mirror_reference(store, load_reference_dir(directory))
+            def mirror() -> None:
+                mirror_reference(store, load_reference_dir(directory))
 
-        try:
-            await asyncio.get_running_loop().run_in_executor(self.thread, mirror)
-        except Exception as exc:  # keep the last good tables; landing must go on
-            log.error("could not mirror the reference data into the store: %s", exc)
+            try:
+                await asyncio.get_running_loop().run_in_executor(self.thread, mirror)
+            except Exception as exc:  # keep the last good tables; landing must go on
+                log.error("could not mirror the reference data into the store: %s", exc)
 
     async def stage_ahead(self, prepared: Prepared, slot: int) -> StagedBatch:
         """Stage a batch ahead into the slot's store, for `land` with the same slot."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from hocba.metrics import Metrics
 from hocba.pipeline.codec import RECORD_BATCH, decode
 from hocba.pipeline.process import process_batch
 from hocba.publishing import encode_payload
+from hocba.reference.loader import write_reference_dir
 from hocba.settings import Settings
 from tests.fuzz.test_fuzz_stages import World, raw
 
@@ -33,11 +35,13 @@ class Letters:
         self.sent.append(args)
 
 
-def _lander(world: World, data_dir: Path, fault_file: Path | None = None) -> Lander:
+def _lander(
+    world: World, data_dir: Path, fault_file: Path | None = None, reference_dir: Path | None = None
+) -> Lander:
     settings = Settings(
         data_dir=data_dir,
         trust_dir=world.scenario.trust_dir,
-        reference_dir=world.scenario.reference_dir,
+        reference_dir=reference_dir or world.scenario.reference_dir,
         store_fault_file=fault_file,
     )
     metrics = Metrics()
@@ -96,3 +100,35 @@ def test_a_batch_whose_staging_ahead_failed_is_staged_again_and_lands(tmp_path: 
 
     result = asyncio.run(scenario())
     assert result.outcomes == Counter({("accepted", ""): len(world.valid) - 1})
+
+
+def test_batches_staged_side_by_side_both_see_a_reference_change(tmp_path: Path) -> None:
+    """The first batch after a change copies the reference data into the store; the batch
+    staged beside it must wait for that copy, not stage against the old tables."""
+    world = World(tmp_path / "world")
+    reference_dir = tmp_path / "reference"
+    without = replace(world.scenario.reference, schools={})  # every record's school unknown
+    write_reference_dir(reference_dir, without)
+    records = world.scenario.records
+
+    def batch(*chosen: dict[str, Any]) -> Any:
+        value = raw(world.envelope(encode_payload(world.registry, list(chosen))))
+        return process_batch([value], world.ctx)
+
+    async def scenario() -> list[Any]:
+        lander = _lander(world, tmp_path / "state", reference_dir=reference_dir)
+        try:
+            for slot in (0, 1):  # both stores open, the old tables copied in
+                warm = batch(records[slot])
+                await lander.land(warm, slot, lander.stage_ahead(warm, slot))
+            write_reference_dir(reference_dir, world.scenario.reference)
+            one, two = batch(records[2], records[3]), batch(records[4], records[5])
+            staged = [
+                asyncio.ensure_future(lander.stage_ahead(b, s)) for s, b in enumerate([one, two])
+            ]
+            return [await lander.land(b, s, staged[s]) for s, b in enumerate([one, two])]
+        finally:
+            await lander.stop()
+
+    landed = asyncio.run(scenario())
+    assert [r.counts["records_landed"] for r in landed] == [2, 2]
