@@ -82,12 +82,17 @@ class CpuPool:
         return pool
 
     async def _call(self, func: Callable[..., T], *args: Any) -> T:
+        """A child that died (killed, say) is replaced at once; one that keeps dying (it
+        cannot start) is replaced after a growing pause, not in a tight loop."""
         loop = asyncio.get_running_loop()
+        pause = 0.0
         while True:
             try:
                 return await loop.run_in_executor(self.pool, func, *args)
-            except BrokenProcessPool:  # the child died (e.g. killed): start a new one
-                log.error("the CPU child process died; starting a new one")
+            except BrokenProcessPool:
+                log.error("the CPU child process died; starting a new one in %.0f s", pause)
+                await asyncio.sleep(pause)
+                pause = min(max(1.0, pause * 2), 30.0)
                 self.pool = self._new_pool()
 
     async def prepare(self, messages: Sequence[RawMessage]) -> tuple[Prepared, float]:
