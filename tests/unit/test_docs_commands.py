@@ -31,9 +31,12 @@ DOCS = [
 ]
 CLI = typer.main.get_command(app)
 RUNNER = CliRunner()
-# The image's entrypoint is `hocba`: these run it with a JSON array of arguments.
-CONTAINER_COMMANDS = [ROOT / "docker-compose.yml", *sorted((ROOT / "deploy").glob("**/*.yaml"))]
-ARGUMENT_ARRAY = re.compile(r"^\s*(?:command|args): (\[.*?\])", re.DOTALL | re.MULTILINE)
+# The image's entrypoint is `hocba`: compose's `command:` and Kubernetes' `args:` are its
+# arguments (a Kubernetes `command:` replaces the entrypoint, as the toolbox's sleep does).
+CONTAINER_COMMANDS = [
+    (ROOT / "docker-compose.yml", "command"),
+    *((path, "args") for path in sorted((ROOT / "deploy").glob("**/*.yaml"))),
+]
 FENCED = re.compile(r"^```[a-z]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 INLINE = re.compile(r"`(?:\S*python3? )?((?:\S*/)?(?:hocba|bench/run\.py) [^`]+)`")
 SHELL_OPERATORS = ("|", "||", "&", "&&", ";")
@@ -83,8 +86,10 @@ def _shown_commands() -> Iterator[tuple[str, str, list[str]]]:
                         yield where, program, arguments
         for span in INLINE.findall(FENCED.sub("", text)):
             yield from _synopsis(where, span)
-    for manifest in CONTAINER_COMMANDS:
-        for array in ARGUMENT_ARRAY.findall(manifest.read_text(encoding="utf-8")):
+    for manifest, key in CONTAINER_COMMANDS:
+        array_of_arguments = rf"^\s*{key}: (\[.*?\])"
+        text = manifest.read_text(encoding="utf-8")
+        for array in re.findall(array_of_arguments, text, re.DOTALL | re.MULTILINE):
             yield str(manifest.relative_to(ROOT)), "hocba", json.loads(array)
     for path, command in _all_commands(CLI, ("hocba",)):
         help_text = " ".join((command.help or "").split())
