@@ -87,10 +87,13 @@ class Lander:
         await self._store()
 
     async def stop(self) -> None:
-        self.stage_thread.shutdown()  # a batch being staged ahead finishes first
+        """A batch being staged ahead finishes first; waited for off the event loop, which
+        still has the group to leave."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.stage_thread.shutdown)
         stores, self.stores = list(self.stores.values()), {}
         for store in stores:
-            await asyncio.get_running_loop().run_in_executor(self.thread, store.close)
+            await loop.run_in_executor(self.thread, store.close)
         self.thread.shutdown()
 
     async def probe(self) -> bool:
