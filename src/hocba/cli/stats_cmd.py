@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import fields, replace
@@ -15,6 +14,7 @@ from rich.table import Table
 
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
+from hocba.pipeline.validate import school_year_problem
 from hocba.settings import Settings
 from hocba.stats.report import (
     NATIONAL_HEADINGS,
@@ -33,8 +33,9 @@ from hocba.store.remote import WorkerStore, worker_reachable
 
 
 def _school_year(value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(r"(\d{4})-(\d{4})", value):
-        raise typer.BadParameter(f"{value!r}: a school year is written 2023-2024")
+    problem = None if value is None else school_year_problem(value)
+    if problem is not None:
+        raise typer.BadParameter(f"{problem}, e.g. 2023-2024")
     return value
 
 

@@ -30,8 +30,8 @@ def _grade_level(record: Mapping[str, Any]) -> str | None:
     return f"grade {grade!r} does not belong to level {record['level']!r}"
 
 
-def _school_year(record: Mapping[str, Any]) -> str | None:
-    year = record["school_year"]
+def school_year_problem(year: object) -> str | None:
+    """Why `year` is not a school year like 2023-2024, or None; `hocba stats` asks it too."""
     if type(year) is str and len(year) == 9 and year[4] == "-" and year.isascii():
         first, second = year[:4], year[5:]
         if (
@@ -42,6 +42,10 @@ def _school_year(record: Mapping[str, Any]) -> str | None:
         ):
             return None
     return f"school year {year!r} is not YYYY-YYYY with consecutive plausible years"
+
+
+def _school_year(record: Mapping[str, Any]) -> str | None:
+    return school_year_problem(record["school_year"])
 
 
 def _revision(record: Mapping[str, Any]) -> str | None:
