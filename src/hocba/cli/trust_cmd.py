@@ -6,14 +6,13 @@ effect without a restart.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import typer
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives import hashes
 from rich.console import Console
 from rich.table import Table
 
@@ -111,7 +110,7 @@ def add_cmd(
         approved = date.fromisoformat(approved_on)
     except ValueError:
         raise UserError(f"--approved-on {approved_on!r}: give a date as YYYY-MM-DD") from None
-    fingerprint = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+    fingerprint = certificate.fingerprint(hashes.SHA256()).hex()  # as pki and verify take it
     register = _load(path)
     known = register.get(fingerprint)
     if known is not None and known.department_code != department:
