@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hocba.store.schema import TABLES
@@ -67,32 +67,37 @@ def check_token(token: str) -> str:
     return token
 
 
-def reference_swap(database: str, table_name: str) -> tuple[str, str, str, str]:
-    """(a scratch table's name, and the statements to create it like `table_name`, move its
-    rows into `table_name`, drop it), for a non-empty new set (`reference_clear` otherwise).
+def replace_reference_rows(
+    run: Callable[[str], object],
+    insert: Callable[[str, pa.Table], object],
+    database: str,
+    table_name: str,
+    table: pa.Table,
+) -> None:
+    """Replace a reference table's rows with `table`, through a backend's `run` (one
+    statement) and `insert` (Arrow rows into a table of the database).
 
-    `REPLACE PARTITION` swaps the rows in one step, so readers never see a half-replaced
-    table (the record stage joins the reference tables, and a `TRUNCATE` then insert left a
-    moment with no schools, in which a concurrent batch would have dead-lettered every
-    record). On a cluster it is also replicated (deploy/clickhouse/cluster.sql), while the
-    scratch table stays a plain local MergeTree on the worker's node.
+    `REPLACE PARTITION` from a scratch table swaps the rows in one step, so readers never
+    see a half-replaced table (the record stage joins the reference tables, and a `TRUNCATE`
+    then insert left a moment with no schools, in which a concurrent batch would have
+    dead-lettered every record). On a cluster it is also replicated
+    (deploy/clickhouse/cluster.sql), while the scratch table stays a plain local MergeTree
+    on the worker's node. An empty set is a `TRUNCATE`: ClickHouse refuses to replace from
+    an empty table.
     """
     spec = TABLES[check_table(table_name, reference=True)]
-    fresh = f"{table_name}_next_{uuid.uuid4().hex[:12]}"
     db = f"`{database}`"
-    order_by = ", ".join(spec.order_by)
-    return (
-        fresh,
+    if table.num_rows == 0:
+        run(f"TRUNCATE TABLE {db}.`{table_name}`")
+        return
+    fresh = f"{table_name}_next_{uuid.uuid4().hex[:12]}"
+    run(
         f"CREATE TABLE {db}.`{fresh}` AS {db}.`{table_name}` ENGINE = MergeTree "
-        f"ORDER BY ({order_by})",
-        f"ALTER TABLE {db}.`{table_name}` REPLACE PARTITION tuple() FROM {db}.`{fresh}`",
-        f"DROP TABLE {db}.`{fresh}`",
+        f"ORDER BY ({', '.join(spec.order_by)})"
     )
-
-
-def reference_clear(database: str, table_name: str) -> str:
-    """An empty new set: ClickHouse refuses to `REPLACE PARTITION` from an empty table."""
-    return f"TRUNCATE TABLE `{database}`.`{check_table(table_name, reference=True)}`"
+    insert(fresh, table)
+    run(f"ALTER TABLE {db}.`{table_name}` REPLACE PARTITION tuple() FROM {db}.`{fresh}`")
+    run(f"DROP TABLE {db}.`{fresh}`")
 
 
 def check_table(table_name: str, *, reference: bool = False) -> str:

@@ -52,8 +52,7 @@ from hocba.store.base import (
     check_database,
     check_table,
     check_token,
-    reference_clear,
-    reference_swap,
+    replace_reference_rows,
 )
 from hocba.store.schema import schema_statements
 
@@ -154,14 +153,7 @@ class ChdbStore:
         self._insert(check_table(table_name), table)
 
     def replace_reference(self, table_name: str, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            self._run(reference_clear(self._database, table_name))
-            return
-        fresh, create, replace, drop = reference_swap(self._database, table_name)
-        self._run(create)
-        self._insert(fresh, table)
-        self._run(replace)
-        self._run(drop)
+        replace_reference_rows(self._run, self._insert, self._database, table_name, table)
 
     def _insert(self, table_name: str, table: pa.Table) -> None:
         sink = pa.BufferOutputStream()

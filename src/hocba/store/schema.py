@@ -10,7 +10,7 @@ Engines:
   `insert_deduplication_token` is dropped (replicated tables do this by default).
 - `submissions`, `dead_letters`: append-only MergeTree audit logs.
 - Reference tables: plain MergeTree, replaced wholesale on each load (filled beside the old
-  set, then swapped in by `REPLACE PARTITION`, `store.base.reference_swap`): small, loaded
+  set, then swapped in by `REPLACE PARTITION`, `store.base.replace_reference_rows`): small, loaded
   as a complete set, and a replace leaves no stale row that a ReplacingMergeTree would keep
   until the key is rewritten.
 """

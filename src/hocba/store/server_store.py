@@ -29,8 +29,7 @@ from hocba.store.base import (
     check_database,
     check_table,
     check_token,
-    reference_clear,
-    reference_swap,
+    replace_reference_rows,
 )
 from hocba.store.schema import schema_statements
 
@@ -89,14 +88,10 @@ class ServerStore:
         self._client.insert_arrow(check_table(table_name), table, database=self._database)
 
     def replace_reference(self, table_name: str, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            self._client.command(reference_clear(self._database, table_name))
-            return
-        fresh, create, replace, drop = reference_swap(self._database, table_name)
-        self._client.command(create)
-        self._client.insert_arrow(fresh, table, database=self._database)
-        self._client.command(replace)
-        self._client.command(drop)
+        def insert(name: str, rows: pa.Table) -> None:
+            self._client.insert_arrow(name, rows, database=self._database)
+
+        replace_reference_rows(self._client.command, insert, self._database, table_name, table)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         result: pa.Table = self._client.query_arrow(
