@@ -77,6 +77,10 @@ def test_a_fingerprint_may_be_given_as_tools_print_it(pki: DemoPki, tmp_path: Pa
         ("", "holds no records"),
         ('{"school_code": "0100001"}\n', "records.jsonl:1: no class_name"),
         ("not json\n", "records.jsonl:1: not a JSON record"),
+        (
+            '\n{"school_code": "0100001", "class_name": "1A"}\n',
+            "records.jsonl:2: does not fit the StudentRecord schema: no value and no default for",
+        ),
     ],
 )
 def test_publish_names_the_file_and_line_of_a_bad_record(

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import rich.progress
 import typer
 from rich.console import Console
-from rich.progress import track
+from rich.progress import Progress
 
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.pipeline.codec import load_registry
-from hocba.publishing import batches, record_from_json, sign_batch
+from hocba.publishing import batches, sign_batch
+from hocba.records_file import BadLine, index_records, records_by_class
 from hocba.trust.signing import load_signer
 
 
@@ -41,6 +44,10 @@ def publish(
 ) -> None:
     """Sign and publish records, one message per class batch.
 
+    Every line is checked first (JSON, the StudentRecord schema), so a bad line stops the
+    command before anything is sent and names its line number. The file is then read a class
+    at a time: a Department's whole year needs no more memory than a few classes.
+
     Example: HOCBA_KAFKA_BOOTSTRAP=127.0.0.1:9092 hocba publish records.jsonl
     --key pki/leaves/SGD-2024-01.key.pem --chain pki/leaves/SGD-2024-01.chain.pem
     --sender SGD-2024-01
@@ -50,37 +57,34 @@ def publish(
         raise UserError("set HOCBA_KAFKA_BOOTSTRAP to the broker to publish to (host:port)")
     registry = load_registry()
     signer = load_signer(key, chain, password=_password(key_password_env))
-    records = []
-    for number, line in enumerate(records_file.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                record = record_from_json(json.loads(line))
-            except (ValueError, TypeError) as exc:
-                raise UserError(f"{records_file}:{number}: not a JSON record ({exc})") from None
-            missing = [f for f in ("school_code", "class_name") if f not in record]
-            if missing:
-                raise UserError(f"{records_file}:{number}: no {' or '.join(missing)}")
-            records.append(record)
-    if not records:
-        raise UserError(f"{records_file} holds no records: one JSON object per line")
-    records.sort(key=lambda r: (r["school_code"], r["class_name"]))
-    messages, submission_ids = [], []
-    chunks = list(batches(records, batch_size))
     console = Console(stderr=True, quiet=as_json)
-    for chunk in track(chunks, "signing", console=console, transient=True):
+    with rich.progress.open(
+        records_file, "rb", description="checking", console=console, transient=True
+    ) as lines:
         try:
-            sid, value = sign_batch(registry, chunk, signer, sender_code=sender, vendor=vendor)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise UserError(f"a record does not fit the StudentRecord schema: {exc}") from None
-        messages.append(Outgoing(sid.encode(), value))
-        submission_ids.append(sid)
+            index = index_records(lines, registry)
+        except BadLine as exc:
+            raise UserError(f"{records_file}:{exc.number}: {exc.problem}") from None
+    if not index.records:
+        raise UserError(f"{records_file} holds no records: one JSON object per line")
     destination = topic or settings.submissions_topic
-    asyncio.run(_send(settings.kafka_bootstrap, destination, messages))
+    submission_ids: list[str] = []
+    with records_file.open("rb") as handle, Progress(console=console, transient=True) as bar:
+        signing = bar.add_task("signing and sending", total=index.records)
+
+        def signed() -> Iterator[Outgoing]:
+            for chunk in batches(records_by_class(handle, index), batch_size):
+                sid, value = sign_batch(registry, chunk, signer, sender_code=sender, vendor=vendor)
+                submission_ids.append(sid)
+                bar.advance(signing, len(chunk))
+                yield Outgoing(sid.encode(), value)
+
+        asyncio.run(_send(settings.kafka_bootstrap, destination, signed()))
     if as_json:
-        sent = {"topic": destination, "records": len(records)}
+        sent = {"topic": destination, "records": index.records}
         typer.echo(json.dumps(sent | {"submission_ids": submission_ids}))
         return
-    console.print(f"published {len(records)} records in {len(messages)} messages")
+    console.print(f"published {index.records} records in {len(submission_ids)} messages")
 
 
 def _password(variable: str | None) -> bytes | None:
@@ -93,6 +97,8 @@ def _password(variable: str | None) -> bytes | None:
     return value.encode()
 
 
-async def _send(bootstrap: str, topic: str, messages: list[Outgoing]) -> None:
+async def _send(bootstrap: str, topic: str, messages: Iterable[Outgoing]) -> None:
+    """Signing happens as the producer takes the messages, which it does as fast as the
+    broker stores them: only the messages in flight are held."""
     async with bulk_producer(bootstrap) as producer:
         await send_all(producer, topic, messages)

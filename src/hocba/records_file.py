@@ -1,0 +1,86 @@
+"""A vendor's records file (JSON lines), read in two passes so that a Department's year never
+has to fit in memory.
+
+A large province's year is over a million records, gigabytes as Python objects. The first
+pass checks every line before anything is sent (a bad line near the end must not leave
+everything before it published) and remembers where each class's lines start; the second
+reads the records back one at a time, grouped by (school, class) for `publishing.batches`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import fastavro
+
+from hocba.pipeline.codec import STUDENT_RECORD, SchemaRegistry
+from hocba.publishing import record_from_json
+
+SchoolClass = tuple[str, str]
+
+
+class BadLine(ValueError):
+    """A line that cannot be published, with the number an editor shows for it."""
+
+    def __init__(self, number: int, problem: str) -> None:
+        super().__init__(f"{number}: {problem}")
+        self.number = number
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsIndex:
+    """Where each class's lines start, in file order: eight bytes a record."""
+
+    offsets: dict[SchoolClass, array[int]]
+    records: int
+
+
+def index_records(lines: Iterable[bytes], registry: SchemaRegistry) -> RecordsIndex:
+    """Check every line as the publisher will encode it, and index it by its class.
+
+    Each record is encoded once here and thrown away, so a record that does not fit the
+    schema is found with its line number instead of halfway through sending.
+    """
+    schema = registry.reader(STUDENT_RECORD)
+    sink = io.BytesIO()
+    offsets: dict[SchoolClass, array[int]] = {}
+    position = records = 0
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            record = _parse(line, number)
+            try:
+                fastavro.schemaless_writer(sink, schema, record)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise BadLine(number, f"does not fit the StudentRecord schema: {exc}") from None
+            sink.seek(0)
+            sink.truncate()
+            school_class = (record["school_code"], record["class_name"])
+            offsets.setdefault(school_class, array("q")).append(position)
+            records += 1
+        position += len(line)
+    return RecordsIndex(offsets, records)
+
+
+def records_by_class(handle: IO[bytes], index: RecordsIndex) -> Iterator[dict[str, Any]]:
+    """The indexed records, classes in (school, class) order, each class in file order."""
+    for school_class in sorted(index.offsets):
+        for offset in index.offsets[school_class]:
+            handle.seek(offset)
+            yield record_from_json(json.loads(handle.readline()))
+
+
+def _parse(line: bytes, number: int) -> dict[str, Any]:
+    try:
+        record = record_from_json(json.loads(line))
+    except (ValueError, TypeError) as exc:
+        raise BadLine(number, f"not a JSON record ({exc})") from None
+    missing = [f for f in ("school_code", "class_name") if f not in record]
+    if missing:
+        raise BadLine(number, f"no {' or '.join(missing)}")
+    return record
