@@ -1,14 +1,19 @@
 """A message larger than the worker will read (1 MiB by default) is dead-lettered whole, its
-original bytes included, by one worker and through the verify → land hand-off alike."""
+original bytes included, by one worker and through the verify → land hand-off alike; the
+topics the worker creates take such dead letters."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from hocba.cli.runtime import create_topics
 from hocba.kafka.broker import EmbeddedBroker
-from hocba.kafka.producer import Outgoing
+from hocba.kafka.producer import MAX_REQUEST_BYTES, Outgoing
 from hocba.scenario import build_scenario, signed_messages
 from tests.conftest import isolated_settings
 from tests.integration.harness import query, run_pipeline
@@ -40,3 +45,30 @@ def test_a_message_over_the_limit_is_dead_lettered_with_its_bytes(
     assert letter.headers["hocba.error.code"] == "decode.too_large"
     assert letter.value == BIG
     assert query(settings, "SELECT count() AS n FROM {db}.records") == [{"n": 40}]
+
+
+def test_the_worker_creates_topics_that_take_more_than_its_input(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """On a broker's default limit, the dead letter of a message near it would be refused."""
+    settings = isolated_settings(tmp_path)
+    create_topics(settings, broker.bootstrap)
+    larger = [settings.dlq_topic, settings.landing_topic]
+    limits = asyncio.run(message_limits(broker.bootstrap, [settings.submissions_topic, *larger]))
+    assert limits[settings.submissions_topic] != str(MAX_REQUEST_BYTES)  # the broker's default
+    assert [limits[t] for t in larger] == [str(MAX_REQUEST_BYTES)] * 2
+
+
+async def message_limits(bootstrap: str, topics: list[str]) -> dict[str, str | None]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]
+        )
+    finally:
+        await admin.close()
+    return {
+        name: next((e[1] for e in entries if e[0] == "max.message.bytes"), None)
+        for _, _, _, name, entries in response.resources
+    }

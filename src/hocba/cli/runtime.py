@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hocba.cli.errors import UserError
 from hocba.kafka.broker import embedded_broker
-from hocba.kafka.topics import ensure_topics
+from hocba.kafka.topics import LARGE_MESSAGES, ensure_topics
 from hocba.settings import Settings
 
 
@@ -29,13 +29,16 @@ def kafka(settings: Settings) -> Iterator[str]:
 
 
 def create_topics(settings: Settings, bootstrap: str) -> None:
-    asyncio.run(
-        ensure_topics(
-            bootstrap,
-            [settings.submissions_topic, settings.dlq_topic],
-            settings.topic_partitions,
-        )
-    )
+    """The worker's topics, where they do not exist yet (a cluster creates its own first,
+    deploy/kubernetes/topics.yaml)."""
+
+    async def create() -> None:
+        partitions = settings.topic_partitions
+        await ensure_topics(bootstrap, [settings.submissions_topic], partitions)
+        larger = [settings.dlq_topic, settings.landing_topic]
+        await ensure_topics(bootstrap, larger, partitions, LARGE_MESSAGES)
+
+    asyncio.run(create())
 
 
 def require_empty_dir(directory: Path) -> None:

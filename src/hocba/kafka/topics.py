@@ -8,7 +8,13 @@ from collections.abc import Mapping
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from hocba.kafka.producer import MAX_REQUEST_BYTES
+
 COMPACTED: Mapping[str, str] = {"cleanup.policy": "compact"}
+# Dead letters and hand-off items carry an input message and more. At a broker's default
+# limit (1 MiB, also the input topic's) the dead letter of a message near that limit would be
+# refused, and the worker would retry it as an outage, holding every later batch behind it.
+LARGE_MESSAGES: Mapping[str, str] = {"max.message.bytes": str(MAX_REQUEST_BYTES)}
 
 
 async def ensure_topics(
