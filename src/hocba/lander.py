@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from hocba.backoff import Backpressure, retry_outage
@@ -169,7 +170,9 @@ class Lander:
         """Land a batch, staged ahead by `staging` (from `stage_ahead` with this slot) or here.
 
         If staging ahead failed, or landing fails, the batch is staged again and landed
-        with the outage handling of landing (every step is idempotent, `land_prepared`)."""
+        with the outage handling of landing (every step is idempotent, `land_prepared`).
+        Each audit insert is then retried on its own: retrying the landing would decide
+        again, find the records this batch landed, and audit them as duplicates."""
         store = await self._store(slot)
         ahead: list[StagedBatch] = []
         if staging is not None:
@@ -192,6 +195,9 @@ class Lander:
         result = await retry_outage(
             "landing", lambda: loop.run_in_executor(self.thread, land_once), self.backpressure
         )
+        for table_name, rows in result.audit.items():
+            insert = partial(loop.run_in_executor, self.thread, store.insert_rows, table_name, rows)
+            await retry_outage(f"auditing ({table_name})", insert, self.backpressure)
         self.metrics.insert_seconds.observe(time.perf_counter() - started)
         await retry_outage(
             "dead-lettering", lambda: self._send(result.dead_letters), self.backpressure

@@ -6,10 +6,11 @@ of the batch into a staging table (`record_sql`) and sums it up per message. A m
 records all pass and whose keys are new lands whole, decided on its summary alone; only the
 others' records are read back, and Python decides on them: which messages are dead
 letters, which records failed a rule (their detail written by `validate.py`), which are
-new, duplicates or corrections (`dedupe`). Then one insert of the records to land. It
-raises only when the store fails, and the worker then retries the whole call: every step
-is idempotent (staging is replaced, the records insert carries a deterministic token, the
-dedupe lookup sees what an earlier try landed).
+new, duplicates or corrections (`dedupe`). Then one insert of the records to land, and the
+audit rows. It raises only when the store fails, and the worker then retries: landing as a
+whole until the records are in (every step is idempotent: staging is replaced, the records
+insert carries a deterministic token, the dedupe lookup sees what an earlier try landed),
+then each audit insert (`LandResult.audit`) on its own.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hocba.domain.columns import DEAD_LETTER_COLUMNS, SUBMISSION_COLUMNS, RecordKey
 from hocba.domain.messages import RawMessage, RecordError, Rejection, Submission
@@ -40,6 +41,9 @@ from hocba.pipeline.record_sql import (
 from hocba.pipeline.rows import arrow_table, batch_token, dedup_token
 from hocba.pipeline.validate import validate_record
 from hocba.store.base import Store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger("hocba.landing")
 MAX_STAGE_PARTS = 4  # ClickHouse threads staging one batch; measured on two cores only
@@ -122,6 +126,7 @@ class LandResult:
     complete: frozenset[str] = frozenset()  # submissions whose every record is landed
     counts: Mapping[str, int] = field(default_factory=dict)
     outcomes: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (outcome, reason)
+    audit: Mapping[str, pa.Table] = field(default_factory=dict)  # table -> rows to insert
 
 
 # ClickHouse's DateTime64 holds 1900-01-01 to 2299-12-31 (and Python's datetime no more than
@@ -418,7 +423,9 @@ def land_prepared(
 def land_staged_batch(
     store: Store, batch: StagedBatch, stage: RecordStage, worker: str
 ) -> LandResult:
-    """Classify every staged record that passed against what is landed, then insert.
+    """Classify every staged record that passed against what is landed, then insert; the
+    audit rows are returned, not written, so that a failure writing them cannot make a
+    retry decide again (it would find its own records landed, and audit them as duplicates).
 
     What is landed under each staged key (layer 2) is looked up in ClickHouse: in the
     summary for every message, and with the records of those read back (`_contested`).
@@ -495,10 +502,10 @@ def land_staged_batch(
             None if every else _positions(landing),
         )
         store.land_staged(parameters, batch_token(tokens))
-    store.insert_rows("submissions", arrow_table(SUBMISSION_COLUMNS, audits))
+    audit = {"submissions": arrow_table(SUBMISSION_COLUMNS, audits)}
     if rejections:
         rows = [_dead_letter_row(r, worker, now) for r in rejections]
-        store.insert_rows("dead_letters", arrow_table(DEAD_LETTER_COLUMNS, rows))
+        audit["dead_letters"] = arrow_table(DEAD_LETTER_COLUMNS, rows)
     letters = tuple(to_dead_letter(r, worker, now) for r in rejections)
     complete = frozenset(c.item.submission.submission_id for c in checked if not c.record_errors)
-    return LandResult(letters, tuple(rejections), complete, counts, outcomes)
+    return LandResult(letters, tuple(rejections), complete, counts, outcomes, audit)

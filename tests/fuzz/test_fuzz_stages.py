@@ -28,14 +28,15 @@ from hypothesis import strategies as st
 from hocba.context import ContextLoader
 from hocba.domain.messages import RawMessage, Rejection, Submission
 from hocba.domain.reasons import Reason
-from hocba.landing import RecordStage, land_prepared
+from hocba.landing import LandResult, RecordStage, land_prepared
 from hocba.pipeline.codec import MAGIC, RECORD_BATCH, SUBMISSION, SchemaRegistry
 from hocba.pipeline.decode import decode_envelope
-from hocba.pipeline.process import PipelineContext, process_batch
+from hocba.pipeline.process import PipelineContext, Prepared, process_batch
 from hocba.publishing import build_submission
 from hocba.reference.tables import mirror_reference
 from hocba.scenario import Scenario, build_scenario, signed_messages
 from hocba.settings import Settings
+from hocba.store.base import Store
 from hocba.store.chdb_store import ChdbStore
 from hocba.trust.signing import Signer, sign
 
@@ -90,6 +91,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 def raw(value: bytes) -> RawMessage:
     return RawMessage("fuzz", 0, 0, 0, b"k", value)
+
+
+def land_and_audit(store: Store, prepared: Prepared, worker: str) -> LandResult:
+    """Land a batch and write its audit rows, as the lander does (without its retries)."""
+    result = land_prepared(store, prepared, LANDING, worker)
+    for table_name, rows in result.audit.items():
+        store.insert_rows(table_name, rows)
+    return result
 
 
 def check(world: World, value: bytes) -> None:
@@ -163,7 +172,7 @@ def test_mutated_payloads_signed_correctly(
     mutant = raw(world.envelope(data.draw(mutated(world.submission.payload))))
     batch = [intact, mutant, raw(world.valid[2])]
     prepared = process_batch(batch, world.ctx)
-    result = land_prepared(store, prepared, LANDING, "fuzz")
+    result = land_and_audit(store, prepared, "fuzz")
     assert result.counts["messages"] == 3
     assert all(r.message is mutant for r in result.rejected), result.rejected
     for rejection in result.rejected:

@@ -132,3 +132,40 @@ def test_batches_staged_side_by_side_both_see_a_reference_change(tmp_path: Path)
 
     landed = asyncio.run(scenario())
     assert [r.counts["records_landed"] for r in landed] == [2, 2]
+
+
+def test_an_audit_insert_that_failed_is_retried_without_deciding_again(tmp_path: Path) -> None:
+    """The records landed, then writing the audit failed. Retrying the whole landing would
+    find the batch's own records landed and audit them as duplicates."""
+    world = World(tmp_path / "world")
+    prepared = process_batch([raw(v) for v in world.valid], world.ctx)
+
+    async def scenario() -> tuple[Any, list[dict[str, Any]]]:
+        lander = _lander(world, tmp_path / "state")
+        try:
+            await lander.open()
+            store = lander.stores[0]
+            insert = store.insert_rows
+            outage = [ConnectionError("the connection dropped")]
+
+            def insert_after_one_outage(table_name: str, rows: Any) -> None:
+                if table_name == "submissions" and outage:
+                    raise outage.pop()
+                insert(table_name, rows)
+
+            store.insert_rows = insert_after_one_outage  # type: ignore[method-assign]
+            result = await lander.land(prepared)
+            audit = await lander.read(
+                "SELECT outcome, sum(records_landed) AS landed FROM hocba.submissions"
+                " GROUP BY outcome",
+                {},
+            )
+            assert not outage  # the insert did fail once
+            return result, audit
+        finally:
+            await lander.stop()
+
+    result, audit = asyncio.run(scenario())
+    landed = result.counts["records_landed"]
+    assert landed > 0
+    assert audit == [{"outcome": "accepted", "landed": landed}]

@@ -20,7 +20,7 @@ import pytest
 from hocba.domain.columns import ENRICHED_COLUMNS
 from hocba.domain.messages import RawMessage
 from hocba.domain.reasons import Reason
-from hocba.landing import RecordStage, land_prepared
+from hocba.landing import RecordStage
 from hocba.pipeline.codec import RECORD_BATCH, decode, load_registry
 from hocba.pipeline.process import process_batch
 from hocba.pipeline.record_sql import STAGING_TABLE
@@ -32,7 +32,7 @@ from hocba.reference.model import ReferenceData, School
 from hocba.reference.tables import mirror_reference
 from hocba.store.chdb_store import ChdbStore
 from hocba.synth import CORRUPTION_KINDS, corrupt_record, generate_records
-from tests.fuzz.test_fuzz_stages import LANDING, World, raw
+from tests.fuzz.test_fuzz_stages import World, land_and_audit, raw
 from tests.unit.test_validate import _SCHOOLS, BASES, CASES
 
 pytestmark = pytest.mark.integration
@@ -249,7 +249,7 @@ def test_a_wild_kafka_timestamp_does_not_stop_landing(
     instead of failing the insert (which would be retried for ever)."""
     message = replace(raw(b"not avro"), timestamp_ms=timestamp_ms)
     context = World(tmp_path / "world").ctx
-    result = land_prepared(stager.store, process_batch([message], context), LANDING, "test")
+    result = land_and_audit(stager.store, process_batch([message], context), "test")
     assert [r.code for r in result.rejected] == [Reason.DECODE_NOT_AVRO]
     [row] = stager.store.query(
         "SELECT sent_at, received_at FROM test.submissions WHERE kafka_offset = 0"
@@ -271,7 +271,7 @@ def test_unreadable_payloads_are_blamed_alone_and_their_neighbours_land(
     batch = [good[0], short, overcounted, good[1]]
     mirror_reference(stager.store, world.ctx.reference)
     try:
-        result = land_prepared(stager.store, process_batch(batch, world.ctx), LANDING, "test")
+        result = land_and_audit(stager.store, process_batch(batch, world.ctx), "test")
     finally:
         mirror_reference(stager.store, _reference(TAN_AN, *_SCHOOLS))
     assert [(r.message, r.code) for r in result.rejected] == [
@@ -317,7 +317,7 @@ def test_only_contested_messages_are_read_and_each_record_is_decided_once(
 
     monkeypatch.setattr(store, "staged", staged)
     try:
-        land_prepared(store, process_batch([message(first, second)], world.ctx), LANDING, "t")
+        land_and_audit(store, process_batch([message(first, second)], world.ctx), "t")
         correction = {**first, "revision": first["revision"] + 1}
         batch = [
             message(correction, third),  # a correction, and a key staged twice
@@ -326,7 +326,7 @@ def test_only_contested_messages_are_read_and_each_record_is_decided_once(
             message(fourth | {"revision": fourth["revision"] + 1}),  # newer than its twin
             message(fifth),  # new and alone: decided on its summary, never read
         ]
-        result = land_prepared(store, process_batch(batch, world.ctx), LANDING, "t")
+        result = land_and_audit(store, process_batch(batch, world.ctx), "t")
         final = "SELECT count() AS n, sum(revision) AS revisions FROM contested.records FINAL"
         landed = store.query(final)[0]
     finally:
@@ -352,7 +352,7 @@ def test_text_that_is_not_utf8_is_malformed_and_never_lands(
     batch = [raw(world.valid[1]), broken]
     mirror_reference(stager.store, world.ctx.reference)
     try:
-        result = land_prepared(stager.store, process_batch(batch, world.ctx), LANDING, "test")
+        result = land_and_audit(stager.store, process_batch(batch, world.ctx), "test")
     finally:
         mirror_reference(stager.store, _reference(TAN_AN, *_SCHOOLS))
     assert [(r.message, r.code) for r in result.rejected] == [(broken, Reason.DECODE_MALFORMED)]
