@@ -5,7 +5,7 @@ them (DESIGN §9: verification and landing must not block the event loop). Since
 reads the records, this stage is light and the default is a thread; children pay on larger
 pods with many small messages. Each child owns its own hot-reloaded context (trust store,
 reference data) and reports when that context was loaded, so the parent can expose its age
-and refresh the reference mirror. A spawned (not forked) child: the parent runs chDB and
+(`hocba_*_age_seconds`). A spawned (not forked) child: the parent runs chDB and
 Kafka threads.
 """
 

@@ -1,4 +1,4 @@
-"""Land one prepared batch: stage its records in ClickHouse, decide, one insert, audit, DLQ.
+"""Land one prepared batch: stage its records in ClickHouse, decide, insert the records.
 
 Runs on the lander's threads, never on Faust's event loop: staging on one, landing on the
 other, batch after batch (`Lander`). ClickHouse parses, validates and enriches every record
@@ -6,11 +6,11 @@ of the batch into a staging table (`record_sql`) and sums it up per message. A m
 records all pass and whose keys are new lands whole, decided on its summary alone; only the
 others' records are read back, and Python decides on them: which messages are dead
 letters, which records failed a rule (their detail written by `validate.py`), which are
-new, duplicates or corrections (`dedupe`). Then one insert of the records to land, and the
-audit rows. It raises only when the store fails, and the worker then retries: landing as a
-whole until the records are in (every step is idempotent: staging is replaced, the records
-insert carries a deterministic token, the dedupe lookup sees what an earlier try landed),
-then each audit insert (`LandResult.audit`) on its own.
+new, duplicates or corrections (`dedupe`). Then one insert of the records to land. The
+audit rows and dead letters are returned for the lander to write and send. Landing raises
+only when the store fails, and the lander then retries it whole until the records are in
+(every step is idempotent: staging is replaced, the records insert carries a deterministic
+token, the dedupe lookup sees what an earlier try landed), then each audit insert alone.
 """
 
 from __future__ import annotations
@@ -351,7 +351,7 @@ def _check(
     rows: Sequence[dict[str, Any]] | None,
     stage: RecordStage,
 ) -> Checked | Rejection:
-    """Per message, in the order of the former Python stages: decode, authorise, validate.
+    """Per message, in the order of DESIGN §1's stages: decode, authorise, validate.
     `rows` are its staged records if they were read (`_contested`)."""
     if summary is None:  # no record staged
         return _reject(item, Reason.DECODE_EMPTY_BATCH, "the batch holds no record")

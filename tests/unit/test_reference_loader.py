@@ -115,7 +115,12 @@ def test_written_reference_loads_back_unchanged(tmp_path: Path) -> None:
         (
             "expected_enrollment.csv",
             "province_code_2024,school_year,grade,expected\n01,2023-2025,1,10\n",
-            r":2: school_year '2023-2025'",
+            r":2: school year '2023-2025' is not YYYY-YYYY",
+        ),
+        (  # as the record rules read a school year: every record of 1999-2000 is refused
+            "expected_enrollment.csv",
+            "province_code_2024,school_year,grade,expected\n01,1999-2000,1,10\n",
+            r":2: school year '1999-2000' is not YYYY-YYYY",
         ),
         (
             "expected_enrollment.csv",

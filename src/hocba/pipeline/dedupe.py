@@ -1,9 +1,11 @@
 """Per-record deduplication against the landed state (DESIGN §5, layer 2).
 
-Given the rows of a batch and, for their keys, the (revision, content hash) already landed,
-each row is new, an exact duplicate (dropped, counted), stale (older revision than landed:
-dropped, counted) or a correction (higher revision: landed). Within one batch only the
-highest revision of a key survives, so the insert never carries two versions of one record.
+Given one message's rows and, for their keys, the (revision, content hash) already landed
+(including by earlier messages of the same batch, `landing.Checked.decide`), each row is new,
+an exact duplicate (dropped, counted), stale (older revision than landed: dropped, counted)
+or a correction (higher revision: landed). Within one message only the highest revision of a
+key survives; across the messages of a batch a key may land twice, a correction after its
+original, and `records`' ReplacingMergeTree keeps the highest revision.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hocba.domain.columns import RecordKey
+from hocba.domain.columns import RECORD_KEY, RecordKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +27,7 @@ class Classified:
 
 
 def record_key(row: Mapping[str, Any]) -> RecordKey:
-    return (row["school_year"], row["school_code"], row["grade"], row["student_key"])
+    return tuple(row[name] for name in RECORD_KEY)
 
 
 def classify(

@@ -3,8 +3,9 @@
 Python reading each record cost more than fastavro alone (~150 µs of CPU per record with
 validation, enrichment and landing); ClickHouse parses the same Avro ~8× faster than fastavro
 and evaluates the rules column-wise (issue 8, `bench/RESULTS.md`). So after Python
-verified each message's signature, the payloads' record bodies are put behind one Avro
-container header (a block per message) and one `INSERT … SELECT` stages the whole batch:
+verified each message's signature, the payloads' record bodies go into Avro object
+containers (a block per message; up to one container per core, which ClickHouse reads on
+threads of their own) and one `INSERT … SELECT` stages the whole batch:
 every record with its reason code ('' when it passes), its record key and its enriched
 columns.
 
@@ -26,7 +27,7 @@ from hocba.domain.columns import ENRICHED_COLUMNS, LANDING_COLUMNS, RECORD_COLUM
 from hocba.domain.reasons import Reason
 from hocba.pipeline import rules_data as data
 from hocba.pipeline.codec import HEADER_LEN
-from hocba.reference.loader import LEVEL_CODES
+from hocba.pipeline.rules_data import LEVEL_CODES
 
 LEVELS = tuple(LEVEL_CODES)
 STAGING_TABLE = "record_staging"  # a server store adds a suffix: one table per store

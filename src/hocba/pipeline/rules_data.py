@@ -8,6 +8,7 @@ personal ID prefixes from Decree 137/2015 and Circular 07/2016/TT-BCA (DESIGN §
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -33,6 +34,9 @@ AGE_OFFSET_MAX = 10
 MAX_DAYS_ABSENT = 366
 SCHOOL_YEAR_FIRST_MIN = 2000
 SCHOOL_YEAR_FIRST_MAX = 2099
+
+# The three levels a school may teach and their codes in the reference data and reports.
+LEVEL_CODES: Mapping[str, str] = {"PRIMARY": "02", "LOWER_SECONDARY": "03", "UPPER_SECONDARY": "04"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,7 +195,7 @@ class Verifier:
     """The verify stage over one `TrustStore`, with a bounded LRU cache of chain verdicts.
 
     Thread-safe: signature checks release the GIL, so callers may verify from several threads.
-    `validations` counts cache misses (full chain validations), for metrics and tests.
+    `validations` counts cache misses (full chain validations): the tests hold the cache to it.
     """
 
     def __init__(

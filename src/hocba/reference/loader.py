@@ -11,21 +11,20 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hocba.pipeline.rules_data import LEVEL_CODES
+from hocba.pipeline.validate import school_year_problem
 from hocba.reference.model import Department, ExpectedEnrollment, ReferenceData, School
 from hocba.reference.provinces import former_to_current, provinces_2024, provinces_2025
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
 
-LEVEL_CODES: Mapping[str, str] = {"PRIMARY": "02", "LOWER_SECONDARY": "03", "UPPER_SECONDARY": "04"}
 SCHOOL_TYPES = frozenset({"public", "private"})
-_SCHOOL_YEAR = re.compile(r"(\d{4})-(\d{4})")
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _EDITIONS = {
     2024: (provinces_2024, date(2004, 1, 1), date(2025, 6, 30)),
@@ -146,9 +145,9 @@ def _department(row: Row) -> Department:
 
 def _expected(row: Row) -> ExpectedEnrollment:
     school_year = _text(row, "school_year")
-    years = _SCHOOL_YEAR.fullmatch(school_year)
-    if years is None or int(years[2]) != int(years[1]) + 1:
-        raise ValueError(f"school_year {school_year!r} is not like 2023-2024")
+    problem = school_year_problem(school_year)
+    if problem:
+        raise ValueError(problem)
     return ExpectedEnrollment(
         province_code_2024=_one_of(row, "province_code_2024", provinces_2024()),
         school_year=school_year,

@@ -65,11 +65,6 @@ COVERAGE_CELLS = NamedQuery(
 
 PROVINCES = NamedQuery("provinces", "SELECT edition, code, name FROM {db}.provinces")
 
-NATIONAL_PROGRESS = NamedQuery(
-    "national_progress",
-    f"SELECT * FROM {{db}}.national_progress WHERE school_year = {_YEAR}",
-)
-
 RECORDS_BY_HOUR = NamedQuery(
     "records_by_hour",
     # DateTime64, not DateTime: chDB hands a DateTime to Arrow as a bare integer.

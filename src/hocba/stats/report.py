@@ -15,8 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
-from hocba.pipeline.rules_data import GRADES
-from hocba.reference.loader import LEVEL_CODES
+from hocba.pipeline.rules_data import GRADES, LEVEL_CODES
 from hocba.stats import queries
 from hocba.store.base import Store
 

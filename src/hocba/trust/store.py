@@ -9,7 +9,6 @@ SAN needed, any (or no) EKU (DESIGN §10), but a key usage that allows signing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,7 +54,6 @@ class TrustStore:
     intermediates: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...]
     register: Register
-    fingerprint: str
     anchor_store: Store
     # Issuers whose CRL is past its next update: its revocations are still applied, but newer
     # ones are unknown, so operators must be told (a warning and a metric), never left silent.
@@ -66,27 +64,6 @@ def _files(directory: Path, patterns: Sequence[str] = ("*.pem",)) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted({p for pattern in patterns for p in directory.glob(pattern)})
-
-
-def _trust_files(trust_dir: Path) -> list[Path]:
-    register = trust_dir / "register.json"
-    pems = [p for sub in ("anchors", "intermediates") for p in _files(trust_dir / sub)]
-    crls = _files(trust_dir / "crls", _CRL_PATTERNS)
-    return pems + crls + ([register] if register.is_file() else [])
-
-
-def fingerprint_trust_dir(trust_dir: Path) -> str:
-    """SHA-256 over the names and contents of the files a store is loaded from.
-
-    Cheap enough to poll: a worker compares it with `TrustStore.fingerprint` and reloads
-    (building a new verifier, hence a fresh cache) when it differs.
-    """
-    digest = hashlib.sha256()
-    for path in _trust_files(trust_dir):
-        body = path.read_bytes()
-        name = path.relative_to(trust_dir).as_posix().encode()
-        digest.update(len(name).to_bytes(4, "big") + name + len(body).to_bytes(8, "big") + body)
-    return digest.hexdigest()
 
 
 def _load_crl(path: Path) -> x509.CertificateRevocationList:
@@ -138,7 +115,6 @@ def load_trust_store(trust_dir: Path, *, now: datetime | None = None) -> TrustSt
         ),
         crls=crls,
         register=load_register(register_path) if register_path.is_file() else Register(),
-        fingerprint=fingerprint_trust_dir(trust_dir),
         anchor_store=Store(list(anchors)),
         expired_crls=_expired(crls, now or datetime.now(UTC)),
     )
