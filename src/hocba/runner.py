@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from hocba.kafka.lag import partition_lags, total_lag
-from hocba.settings import Settings
+from hocba.settings import Settings, lander_group
 
 
 class WorkerDiedError(RuntimeError):
@@ -86,7 +86,7 @@ async def _remaining(settings: Settings, bootstrap: str, handoff: bool) -> tuple
     remaining = total_lag(lags)
     if handoff:
         landing = await partition_lags(
-            bootstrap, settings.consumer_group + "-lander", settings.landing_topic
+            bootstrap, lander_group(settings.consumer_group), settings.landing_topic
         )
         remaining += total_lag(landing)
     return sum(p.end for p in lags), remaining

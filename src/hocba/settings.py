@@ -91,3 +91,8 @@ class Settings(BaseSettings):
     @property
     def faust_dir(self) -> Path:
         return self.data_dir / "faust"
+
+
+def lander_group(consumer_group: str) -> str:
+    """The lander's consumer group on the landing topic: its own, beside the workers'."""
+    return f"{consumer_group}-lander"

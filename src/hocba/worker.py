@@ -41,7 +41,7 @@ from hocba.pipeline.codec import SchemaRegistry, load_registry
 from hocba.pipeline.handoff import decode_item, encode_item
 from hocba.pipeline.process import Accepted, Prepared, process_batch
 from hocba.pipeline.seen import RecentlySeen
-from hocba.settings import Settings
+from hocba.settings import Settings, lander_group
 from hocba.store.remote import is_read_only, rows_to_arrow
 
 log = logging.getLogger("hocba.worker")
@@ -183,7 +183,7 @@ def _raw_topic(app: faust.App, name: str) -> Any:
 
 
 def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> faust.App:
-    group = settings.consumer_group + ("-lander" if role is Role.LAND else "")
+    group = lander_group(settings.consumer_group) if role is Role.LAND else settings.consumer_group
     datadir = settings.faust_dir / role.value
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(

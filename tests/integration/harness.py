@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hocba.kafka.broker import free_port
 from hocba.kafka.dlq import DeadLetterRecord, read_topic
-from hocba.kafka.producer import Outgoing, bulk_producer, send_all
+from hocba.kafka.producer import Outgoing, publish_all
 from hocba.kafka.topics import ensure_topics
 from hocba.reference.loader import write_reference_dir
 from hocba.reference.model import ReferenceData
@@ -63,8 +63,7 @@ def load_reference(settings: Settings, reference: ReferenceData) -> None:
 async def publish(bootstrap: str, settings: Settings, messages: Sequence[Outgoing]) -> None:
     topics = [settings.submissions_topic, settings.dlq_topic, settings.landing_topic]
     await ensure_topics(bootstrap, topics, settings.topic_partitions)
-    async with bulk_producer(bootstrap) as producer:
-        await send_all(producer, settings.submissions_topic, messages)
+    await publish_all(bootstrap, settings.submissions_topic, messages)
 
 
 def run_pipeline(

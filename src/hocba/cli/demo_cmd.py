@@ -17,7 +17,7 @@ from hocba.cli.progress import landing_progress
 from hocba.cli.runtime import create_topics, kafka, load_settings, require_empty_dir
 from hocba.cli.stats_cmd import print_report
 from hocba.kafka.broker import free_port
-from hocba.kafka.producer import Outgoing, bulk_producer, send_all
+from hocba.kafka.producer import publish_all
 from hocba.runner import spawn_worker, stop_worker, wait_drained
 from hocba.scenario import (
     bad_messages,
@@ -82,7 +82,7 @@ def demo(
         create_topics(settings, bootstrap)
         good = signed_messages(scenario, batch_size)
         messages = [*good, *bad_messages(scenario, good)]
-        asyncio.run(_publish(bootstrap, settings.submissions_topic, messages))
+        asyncio.run(publish_all(bootstrap, settings.submissions_topic, messages))
         console.print(f"published {len(messages)} messages ({records} records) to {bootstrap}")
         worker = spawn_worker(settings, bootstrap, root / "logs" / "worker.log")
         try:
@@ -132,11 +132,6 @@ def _prepare(directory: Path, records: int, as_json: bool) -> None:
         highlight=False,
         soft_wrap=True,
     )
-
-
-async def _publish(bootstrap: str, topic: str, messages: list[Outgoing]) -> None:
-    async with bulk_producer(bootstrap) as producer:
-        await send_all(producer, topic, messages)
 
 
 def print_summary(summary: Summary) -> None:

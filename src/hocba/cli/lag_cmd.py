@@ -18,6 +18,7 @@ from rich.text import Text
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
 from hocba.kafka.lag import GroupReport, group_report
+from hocba.settings import lander_group
 
 NOT_REPORTED = "not reported by this broker"
 
@@ -54,7 +55,7 @@ def lag(
     group = group or settings.consumer_group
     targets = [(group, topic or settings.submissions_topic)]
     if all_topics:
-        targets.append((f"{group}-lander", settings.landing_topic))
+        targets.append((lander_group(group), settings.landing_topic))
 
     def fetch() -> list[GroupReport]:
         reports = asyncio.run(_reports(bootstrap, targets))

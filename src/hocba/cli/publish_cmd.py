@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import rich.progress
@@ -15,7 +15,7 @@ from rich.progress import Progress
 
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
-from hocba.kafka.producer import Outgoing, bulk_producer, send_all
+from hocba.kafka.producer import Outgoing, publish_all
 from hocba.pipeline.codec import load_registry
 from hocba.publishing import batches, sign_batch
 from hocba.records_file import BadLine, index_records, records_by_class
@@ -79,7 +79,7 @@ def publish(
                 bar.advance(signing, len(chunk))
                 yield Outgoing(sid.encode(), value)
 
-        asyncio.run(_send(settings.kafka_bootstrap, destination, signed()))
+        asyncio.run(publish_all(settings.kafka_bootstrap, destination, signed()))
     if as_json:
         sent = {"topic": destination, "records": index.records}
         typer.echo(json.dumps(sent | {"submission_ids": submission_ids}))
@@ -95,10 +95,3 @@ def _password(variable: str | None) -> bytes | None:
     if value is None:
         raise UserError(f"--key-password-env {variable}: that environment variable is not set")
     return value.encode()
-
-
-async def _send(bootstrap: str, topic: str, messages: Iterable[Outgoing]) -> None:
-    """Signing happens as the producer takes the messages, which it does as fast as the
-    broker stores them: only the messages in flight are held."""
-    async with bulk_producer(bootstrap) as producer:
-        await send_all(producer, topic, messages)

@@ -50,3 +50,12 @@ async def send_all(producer: AIOKafkaProducer, topic: str, messages: Iterable[Ou
     ]
     await asyncio.gather(*futures)
     return len(futures)
+
+
+async def publish_all(bootstrap: str, topic: str, messages: Iterable[Outgoing]) -> int:
+    """Send every message on a producer of its own and wait for each delivery.
+
+    The producer takes messages as it has room for them, so a generator (`hocba publish`
+    signs as it reads) is held only as far as the messages in flight."""
+    async with bulk_producer(bootstrap) as producer:
+        return await send_all(producer, topic, messages)

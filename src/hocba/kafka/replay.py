@@ -17,9 +17,8 @@ from datetime import datetime
 
 from hocba.kafka.dlq import DeadLetterRecord
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
-from hocba.pipeline.deadletter import REPLAY_COUNT
+from hocba.pipeline.deadletter import HEADER_PREFIX, REPLAY_COUNT, parse_replay_count
 
-HEADER_PREFIX = "hocba."
 CHUNK = 500  # messages per delivery wait, so progress moves on long replays
 
 
@@ -31,10 +30,7 @@ class ReplayPlan:
 
 
 def replay_count(letter: DeadLetterRecord) -> int:
-    try:
-        return max(int(letter.headers.get(REPLAY_COUNT, "0")), 0)
-    except ValueError:
-        return 0
+    return parse_replay_count(letter.headers.get(REPLAY_COUNT))
 
 
 def failed_at_ms(letter: DeadLetterRecord) -> int:

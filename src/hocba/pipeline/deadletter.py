@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from hocba.domain.messages import Rejection
 
+HEADER_PREFIX = "hocba."  # our headers; a vendor's other headers travel along untouched
 REPLAY_COUNT = "hocba.replay.count"
 
 
@@ -23,10 +24,11 @@ class DeadLetter:
     headers: tuple[tuple[str, bytes], ...]
 
 
-def replay_count(rejection: Rejection) -> int:
-    raw = rejection.message.header(REPLAY_COUNT)
+def parse_replay_count(raw: bytes | str | None) -> int:
+    """The replay count header as a number: a message whose header is missing or unreadable
+    (a vendor may send any header) counts as never replayed."""
     try:
-        return int(raw) if raw else 0
+        return max(int(raw), 0) if raw else 0
     except ValueError:
         return 0
 
@@ -47,11 +49,11 @@ def to_dead_letter(rejection: Rejection, worker: str, failed_at: datetime) -> De
         ("hocba.source.timestamp", str(msg.timestamp_ms)),
         ("hocba.failed_at", failed_at.astimezone(UTC).isoformat(timespec="milliseconds")),
         ("hocba.worker", worker),
-        (REPLAY_COUNT, str(replay_count(rejection))),
+        (REPLAY_COUNT, str(parse_replay_count(msg.header(REPLAY_COUNT)))),
     ]
     if rejection.record_errors:
         headers.append(("hocba.error.records", record_errors_json(rejection)))
     # The vendor's own headers (a trace id, say) go along, so a replay sends them again;
     # the hocba.* ones of an earlier failure are replaced by this one's.
-    theirs = tuple((k, v) for k, v in msg.headers if not k.startswith("hocba."))
+    theirs = tuple((k, v) for k, v in msg.headers if not k.startswith(HEADER_PREFIX))
     return DeadLetter(msg.key, msg.value, theirs + tuple((k, v.encode()) for k, v in headers))

@@ -188,17 +188,14 @@ def _longest_text(value: Any) -> int:
 
 
 def decode_envelope(
-    message: RawMessage,
-    registry: SchemaRegistry,
-    max_bytes: int,
-    *,
-    max_text: int = MAX_TEXT_LENGTH,
+    message: RawMessage, registry: SchemaRegistry, max_bytes: int
 ) -> Submission | Rejection:
     if len(message.value) > max_bytes:
         detail = f"message of {len(message.value)} bytes exceeds the {max_bytes}-byte limit"
         return Rejection(message, Reason.DECODE_TOO_LARGE, detail)
     try:
-        check_lengths(registry, message.value, Limits(MAX_CHAIN_LENGTH, max_text, max_bytes))
+        limits = Limits(MAX_CHAIN_LENGTH, MAX_TEXT_LENGTH, max_bytes)
+        check_lengths(registry, message.value, limits)
         return read_envelope(registry, message.value)
     except Exception as exc:  # any decoder failure is a property of the input
         return Rejection(message, _reason_for(exc), f"envelope: {exc}")
@@ -225,8 +222,6 @@ def decode_payload(
     submission: Submission,
     registry: SchemaRegistry,
     max_records: int,
-    *,
-    max_text: int = MAX_TEXT_LENGTH,
 ) -> tuple[dict[str, Any], ...] | Rejection:
     def reject(code: Reason, detail: str) -> Rejection:
         return Rejection(
@@ -241,7 +236,7 @@ def decode_payload(
     declared = first_block_count(registry, payload)
     if declared > max_records:
         return reject(Reason.DECODE_TOO_LARGE, f"{declared} records declared > limit {max_records}")
-    limits = Limits(max_records, max_text, len(payload))
+    limits = Limits(max_records, MAX_TEXT_LENGTH, len(payload))
     try:
         records = _decode_checked(registry, RECORD_BATCH, payload, limits)["records"]
     except Exception as exc:  # any decoder failure is a property of the input
@@ -250,6 +245,6 @@ def decode_payload(
         return reject(Reason.DECODE_EMPTY_BATCH, "the batch holds no record")
     if len(records) > max_records:
         return reject(Reason.DECODE_TOO_LARGE, f"{len(records)} records > limit {max_records}")
-    if len(payload) > max_text and _longest_text(records) > max_text:
-        return reject(Reason.DECODE_TOO_LARGE, f"a text field is longer than {max_text}")
+    if len(payload) > MAX_TEXT_LENGTH and _longest_text(records) > MAX_TEXT_LENGTH:
+        return reject(Reason.DECODE_TOO_LARGE, f"a text field is longer than {MAX_TEXT_LENGTH}")
     return tuple(records)
