@@ -24,10 +24,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hocba.domain.columns import DEAD_LETTER_COLUMNS, SUBMISSION_COLUMNS, RecordKey
-from hocba.domain.messages import RawMessage, RecordError, Rejection, Submission
+from hocba.domain.messages import RecordError, Rejection, Submission
 from hocba.domain.reasons import Reason
+from hocba.pipeline.audit import (
+    dead_letter_row,
+    redelivered_submission_row,
+    rejected_submission_row,
+    submission_row,
+)
 from hocba.pipeline.codec import SchemaRegistry, default_schema_dir, load_registry
-from hocba.pipeline.deadletter import DeadLetter, record_errors_json, to_dead_letter
+from hocba.pipeline.deadletter import DeadLetter, to_dead_letter
 from hocba.pipeline.decode import decode_payload, first_block_count
 from hocba.pipeline.dedupe import Classified, classify, record_key
 from hocba.pipeline.process import Accepted, Prepared
@@ -127,89 +133,6 @@ class LandResult:
     counts: Mapping[str, int] = field(default_factory=dict)
     outcomes: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (outcome, reason)
     audit: Mapping[str, pa.Table] = field(default_factory=dict)  # table -> rows to insert
-
-
-# ClickHouse's DateTime64 holds 1900-01-01 to 2299-12-31 (and Python's datetime no more than
-# year 9999); a producer may stamp a message with any 64-bit number.
-_DATETIME64_MS = (-2_208_988_800_000, 10_413_791_999_999)
-
-
-def _ms(ms: int, fallback: datetime) -> datetime:
-    """`ms` as a time, or `fallback` when no column could hold it: a wild timestamp must not
-    fail the insert, which would be retried as an outage for ever."""
-    if not _DATETIME64_MS[0] <= ms <= _DATETIME64_MS[1]:
-        return fallback
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def _coordinates(message: RawMessage) -> dict[str, Any]:
-    return {
-        "topic": message.topic,
-        "kafka_partition": message.partition,
-        "kafka_offset": message.offset,
-    }
-
-
-def _accepted_audit(item: Accepted, received_at: datetime, **figures: Any) -> dict[str, Any]:
-    sub = item.submission
-    return {
-        "submission_id": sub.submission_id,
-        "sender_code": sub.sender_code,
-        "vendor": sub.vendor,
-        "signer_fingerprint": item.signer_fingerprint,
-        **_coordinates(item.message),
-        "sent_at": _ms(sub.sent_at_ms, received_at),
-        "received_at": received_at,
-        **figures,
-    }
-
-
-def _rejected_audit(rejection: Rejection, received_at: datetime) -> dict[str, Any]:
-    return {
-        "submission_id": rejection.submission_id,
-        "sender_code": rejection.sender_code,
-        "vendor": "",
-        "signer_fingerprint": "",
-        **_coordinates(rejection.message),
-        "sent_at": _ms(rejection.message.timestamp_ms, received_at),
-        "received_at": received_at,
-        "outcome": "dead_lettered",
-        "reason": str(rejection.code),
-        "records_total": 0,
-        "records_landed": 0,
-        "records_duplicate": 0,
-        "records_stale": 0,
-        "records_failed": len(rejection.record_errors),
-    }
-
-
-def _dead_letter_row(rejection: Rejection, worker: str, at: datetime) -> dict[str, Any]:
-    return {
-        "submission_id": rejection.submission_id,
-        "sender_code": rejection.sender_code,
-        "code": str(rejection.code),
-        "stage": str(rejection.stage),
-        "detail": rejection.detail,
-        "record_errors": record_errors_json(rejection),
-        **_coordinates(rejection.message),
-        "failed_at": at,
-        "worker": worker,
-        "original_size": len(rejection.message.value),
-    }
-
-
-def _redelivered_audit(item: Accepted, received_at: datetime, records: int) -> dict[str, Any]:
-    return _accepted_audit(
-        item,
-        received_at,
-        outcome="duplicate",
-        reason="",
-        records_total=records,
-        records_landed=0,
-        records_duplicate=records,
-        records_stale=0,
-        records_failed=0,
-    )
 
 
 def _reject(
@@ -449,10 +372,10 @@ def land_staged_batch(
         for r in rows
         if r["landed_revision"]
     }
-    audits = [_rejected_audit(r, prepared.received_at) for r in rejections]
+    audits = [rejected_submission_row(r, prepared.received_at) for r in rejections]
     repeated_records = [first_block_count(stage.registry, a.submission.payload) for a in repeats]
     audits += [
-        _redelivered_audit(a, prepared.received_at, n)
+        redelivered_submission_row(a, prepared.received_at, n)
         for a, n in zip(repeats, repeated_records, strict=True)
     ]
     outcomes = Counter(("dead_lettered", str(r.code)) for r in rejections)
@@ -483,7 +406,7 @@ def land_staged_batch(
             "records_failed": len(errors),
         }
         audits.append(
-            _accepted_audit(
+            submission_row(
                 message.item,
                 prepared.received_at,
                 outcome=outcome,
@@ -504,7 +427,7 @@ def land_staged_batch(
         store.land_staged(parameters, batch_token(tokens))
     audit = {"submissions": arrow_table(SUBMISSION_COLUMNS, audits)}
     if rejections:
-        rows = [_dead_letter_row(r, worker, now) for r in rejections]
+        rows = [dead_letter_row(r, worker, now) for r in rejections]
         audit["dead_letters"] = arrow_table(DEAD_LETTER_COLUMNS, rows)
     letters = tuple(to_dead_letter(r, worker, now) for r in rejections)
     complete = frozenset(c.item.submission.submission_id for c in checked if not c.record_errors)

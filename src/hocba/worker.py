@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -37,6 +37,7 @@ from hocba.kafka.producer import MAX_REQUEST_BYTES
 from hocba.lander import Lander
 from hocba.landing import StagedBatch
 from hocba.metrics import Metrics
+from hocba.pipeline.batching import by_size
 from hocba.pipeline.codec import SchemaRegistry, load_registry
 from hocba.pipeline.handoff import decode_item, encode_item
 from hocba.pipeline.process import Accepted, Prepared, process_batch
@@ -118,27 +119,6 @@ class Ingestor:
         if self.pool is not None:
             self.pool.stop()
         self.thread.shutdown()
-
-
-def by_size(events: Sequence[Any], max_bytes: int) -> Iterator[list[Any]]:
-    """Cut taken events into batches of at most `max_bytes` of message values (a message
-    larger than that is a batch of its own), in order.
-
-    ClickHouse costs ~0.1 s per batch however small, so a batch should hold many records:
-    many messages when they are small (one record each), fewer when they are classes
-    (~40 KB), whose batches would otherwise grow the store's memory for no gain.
-    """
-    batch: list[Any] = []
-    size = 0
-    for event in events:
-        length = len(event.message.value or b"")
-        if batch and size + length > max_bytes:
-            yield batch
-            batch, size = [], 0
-        batch.append(event)
-        size += length
-    if batch:
-        yield batch
 
 
 def from_handoff(events: Sequence[Any], registry: SchemaRegistry) -> Prepared:

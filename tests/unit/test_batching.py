@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from hocba.worker import by_size
+from hocba.pipeline.batching import by_size
 
 
 def _event(size: int, tag: str) -> Any:
