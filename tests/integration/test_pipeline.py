@@ -7,6 +7,8 @@ import pytest
 from hocba.kafka.broker import EmbeddedBroker
 from hocba.kafka.producer import Outgoing
 from hocba.scenario import Scenario, bad_messages, build_scenario, signed_messages
+from hocba.store.factory import opened_store
+from hocba.summary import national_summary
 from tests.conftest import isolated_settings
 from tests.integration.harness import Run, query, run_pipeline
 
@@ -132,3 +134,19 @@ def test_exact_duplicate_message_is_counted_not_dead_lettered(run: Run) -> None:
 
 def test_worker_stops_cleanly(run: Run) -> None:
     assert run.worker_exit_code == 0
+
+
+def test_the_demo_summary_adds_up(run: Run, scenario: Scenario) -> None:
+    with opened_store(run.settings) as store:
+        summary = national_summary(store, run.settings.database)
+    landed = len(scenario.records) + 2  # and the mixed batch's two valid records
+    assert summary.records == landed == sum(r["records"] for r in summary.by_province_level)
+    assert [r["province_code_2024"] for r in summary.by_province_level] == ["01", "74", "79"]
+    assert {r["code"]: r["messages"] for r in summary.dead_letters} == {
+        "decode.not_avro": 1,
+        "verify.signature_invalid": 1,
+        "validate.grade_level": 1,
+    }
+    outcomes = {r["outcome"]: r for r in summary.outcomes}
+    assert sum(r["records_landed"] for r in outcomes.values()) == landed
+    assert outcomes["duplicate"]["messages"] == 1

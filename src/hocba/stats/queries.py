@@ -77,3 +77,22 @@ DEAD_LETTERS_BY_REASON = NamedQuery(
     "SELECT code, sum(messages) AS messages FROM {db}.dead_letters_by_reason"
     " GROUP BY code ORDER BY messages DESC, code",
 )
+
+# The demo's summary: everything landed, every school year and grade, latest revision only.
+RECORDS_BY_PROVINCE_AND_LEVEL = NamedQuery(
+    "records_by_province_and_level",
+    "SELECT province_code_2024, province_name_2024, province_name_2025,"
+    " countIf(level = 'PRIMARY') AS primary,"
+    " countIf(level = 'LOWER_SECONDARY') AS lower_secondary,"
+    " countIf(level = 'UPPER_SECONDARY') AS upper_secondary, count() AS records"
+    " FROM {db}.records FINAL"
+    " GROUP BY province_code_2024, province_name_2024, province_name_2025"
+    " ORDER BY province_code_2024",
+)
+
+SUBMISSION_OUTCOMES = NamedQuery(
+    "submission_outcomes",
+    "SELECT outcome, count() AS messages, sum(records_landed) AS records_landed,"
+    " sum(records_duplicate) AS records_duplicate"
+    " FROM {db}.submissions GROUP BY outcome ORDER BY outcome",
+)
