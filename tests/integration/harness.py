@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hocba.kafka.broker import free_port
-from hocba.kafka.dlq import DeadLetterRecord, read_topic
 from hocba.kafka.producer import Outgoing, publish_all
+from hocba.kafka.read import TopicRecord, read_topic
 from hocba.kafka.topics import ensure_topics
 from hocba.reference.loader import write_reference_dir
 from hocba.reference.model import ReferenceData
@@ -24,7 +24,7 @@ from tests.conftest import isolated_settings
 @dataclass(frozen=True)
 class Run:
     settings: Settings
-    dead_letters: list[DeadLetterRecord]
+    dead_letters: list[TopicRecord]
     worker_exit_code: int
 
 

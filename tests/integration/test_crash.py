@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from hocba.kafka.broker import EmbeddedBroker, free_port
-from hocba.kafka.dlq import read_topic
 from hocba.kafka.producer import Outgoing
+from hocba.kafka.read import read_topic
 from hocba.publishing import batches
 from hocba.runner import spawn_worker, stop_worker, wait_drained
 from hocba.scenario import Scenario, bad_messages, build_scenario, signed_messages

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from hocba.cli.main import app
 from hocba.kafka.broker import EmbeddedBroker
-from hocba.kafka.dlq import DeadLetterRecord, read_topic
+from hocba.kafka.read import TopicRecord, read_topic
 from hocba.reference.loader import write_reference_dir
 from hocba.runner import settings_env, spawn_worker, stop_worker, wait_drained
 from hocba.scenario import Scenario, build_scenario, department_code, signed_messages
@@ -41,7 +41,7 @@ def cli(settings: Settings, bootstrap: str, *args: str) -> dict[str, Any]:
     return parsed
 
 
-def dead_letters(settings: Settings, bootstrap: str) -> list[DeadLetterRecord]:
+def dead_letters(settings: Settings, bootstrap: str) -> list[TopicRecord]:
     return asyncio.run(read_topic(bootstrap, settings.dlq_topic))
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from hocba.kafka.broker import EmbeddedBroker
-from hocba.kafka.dlq import read_topic
 from hocba.kafka.lag import partition_lags
+from hocba.kafka.read import read_topic
 from hocba.runner import spawn_worker, stop_worker, wait_drained
 from hocba.scenario import build_scenario, signed_messages
 from tests.conftest import isolated_settings

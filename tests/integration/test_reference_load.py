@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hocba.kafka.broker import EmbeddedBroker
-from hocba.kafka.dlq import read_topic
+from hocba.kafka.read import read_topic
 from hocba.reference import publish as topics
 from hocba.reference.loader import write_reference_dir
 from hocba.reference.model import ReferenceData, School

@@ -22,8 +22,8 @@ from hocba.context import ContextLoader
 from hocba.domain.messages import RawMessage
 from hocba.domain.reasons import Reason
 from hocba.kafka.broker import EmbeddedBroker
-from hocba.kafka.dlq import DeadLetterRecord, read_topic
 from hocba.kafka.producer import Outgoing
+from hocba.kafka.read import TopicRecord, read_topic
 from hocba.pipeline.process import Accepted, process_message
 from hocba.runner import spawn_worker, stop_worker, wait_drained
 from hocba.scenario import Scenario, build_scenario
@@ -69,7 +69,7 @@ def _wait_for_line(log_path: Path, line: str, timeout_s: float) -> None:
 class ReloadRun:
     settings: Settings
     submission_ids: dict[str, str]  # Kafka key -> submission id
-    dead_letters: list[DeadLetterRecord]
+    dead_letters: list[TopicRecord]
     worker_exit_code: int
 
 

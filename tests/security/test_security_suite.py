@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from hocba.kafka.broker import EmbeddedBroker
-from hocba.kafka.dlq import DeadLetterRecord
+from hocba.kafka.read import TopicRecord
 from hocba.scenario import Scenario, build_scenario
 from hocba.trust.register import CertStatus, load_register, save_register, set_status
 from hocba.trust.store import load_trust_store
@@ -72,13 +72,13 @@ def run(
 
 
 @pytest.fixture(scope="module")
-def dead_letters(run: Run) -> dict[str, DeadLetterRecord]:
+def dead_letters(run: Run) -> dict[str, TopicRecord]:
     return {(d.key or b"").decode(): d for d in run.dead_letters}
 
 
 @pytest.mark.parametrize("name", BAD)
 def test_bad_message_is_dead_lettered_with_its_reason(
-    name: str, dead_letters: dict[str, DeadLetterRecord], cases: dict[str, Case]
+    name: str, dead_letters: dict[str, TopicRecord], cases: dict[str, Case]
 ) -> None:
     letter = dead_letters.get(name)
     assert letter is not None, f"{name} was not dead-lettered"
@@ -93,7 +93,7 @@ def test_bad_message_is_dead_lettered_with_its_reason(
 
 @pytest.mark.parametrize("name", GOOD)
 def test_good_message_lands(
-    name: str, run: Run, dead_letters: dict[str, DeadLetterRecord], cases: dict[str, Case]
+    name: str, run: Run, dead_letters: dict[str, TopicRecord], cases: dict[str, Case]
 ) -> None:
     assert name not in dead_letters
     case = cases[name]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hocba.kafka.dlq import DeadLetterRecord
+from hocba.kafka.read import TopicRecord
 from hocba.kafka.replay import latest_attempts, plan_replay, replay_message
 
 REASON = "enrich.unknown_school"
@@ -16,7 +16,8 @@ def letter(
     code: str = REASON,
     failed_at: str = "2024-06-01T08:00:00.000+00:00",
     extra: dict[str, str] | None = None,
-) -> DeadLetterRecord:
+    vendor: tuple[tuple[str, bytes], ...] = (),
+) -> TopicRecord:
     headers = {
         "hocba.error.code": code,
         "hocba.replay.count": str(count),
@@ -24,7 +25,9 @@ def letter(
         "hocba.source.offset": str(offset),
         **(extra or {}),
     }
-    return DeadLetterRecord(0, offset, 0, b"key", value, headers)
+    raw = (*vendor, *((name, text.encode()) for name, text in headers.items()))
+    shown = {name: value.decode("utf-8", "replace") for name, value in raw}
+    return TopicRecord(0, offset, 0, b"key", value, shown, raw)
 
 
 def test_only_the_latest_attempt_of_a_message_is_replayed() -> None:
@@ -63,6 +66,13 @@ def test_the_replayed_message_is_the_original_with_the_count_raised() -> None:
     sent = replay_message(letter(0, count=1, extra={"vendor-trace": "abc"}))
     assert (sent.key, sent.value) == (b"key", b"original")
     assert dict(sent.headers) == {"vendor-trace": b"abc", "hocba.replay.count": b"2"}
+
+
+def test_a_vendors_headers_are_replayed_byte_for_byte() -> None:
+    """Binary, and repeated under one name: Kafka allows both, and they are the vendor's."""
+    vendor = (("trace", b"\xff\x00\x01"), ("tag", b"a"), ("tag", b"b"))
+    sent = replay_message(letter(0, vendor=vendor))
+    assert sent.headers == (*vendor, ("hocba.replay.count", b"1"))
 
 
 def test_an_unreadable_count_counts_as_never_replayed() -> None:

@@ -19,7 +19,7 @@ from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
 from hocba.domain.messages import RawMessage, Submission
 from hocba.domain.reasons import Reason
-from hocba.kafka.dlq import DeadLetterRecord, read_topic
+from hocba.kafka.read import TopicRecord, read_topic
 from hocba.kafka.replay import (
     failed_at_ms,
     latest_attempts,
@@ -50,7 +50,7 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def _envelope(letter: DeadLetterRecord, registry: SchemaRegistry, settings: Settings) -> Any:
+def _envelope(letter: TopicRecord, registry: SchemaRegistry, settings: Settings) -> Any:
     raw = RawMessage(
         letter.headers.get("hocba.source.topic", ""),
         letter.partition,
@@ -62,9 +62,7 @@ def _envelope(letter: DeadLetterRecord, registry: SchemaRegistry, settings: Sett
     return raw, decode_envelope(raw, registry, settings.max_message_bytes)
 
 
-def describe(
-    letter: DeadLetterRecord, registry: SchemaRegistry, settings: Settings
-) -> dict[str, Any]:
+def describe(letter: TopicRecord, registry: SchemaRegistry, settings: Settings) -> dict[str, Any]:
     """One dead letter decoded as far as it goes: headers, then envelope, then records."""
     out: dict[str, Any] = {
         "dlq_partition": letter.partition,
@@ -92,7 +90,7 @@ def describe(
 
 
 def summarize(
-    letters: Sequence[DeadLetterRecord], registry: SchemaRegistry, settings: Settings, samples: int
+    letters: Sequence[TopicRecord], registry: SchemaRegistry, settings: Settings, samples: int
 ) -> dict[str, Any]:
     senders: Counter[str] = Counter()
     for letter in letters:

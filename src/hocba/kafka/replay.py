@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from hocba.kafka.dlq import DeadLetterRecord
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
+from hocba.kafka.read import TopicRecord
 from hocba.pipeline.deadletter import HEADER_PREFIX, REPLAY_COUNT, parse_replay_count
 
 CHUNK = 500  # messages per delivery wait, so progress moves on long replays
@@ -24,16 +24,16 @@ CHUNK = 500  # messages per delivery wait, so progress moves on long replays
 
 @dataclass(frozen=True, slots=True)
 class ReplayPlan:
-    to_send: tuple[DeadLetterRecord, ...]  # latest attempts, to re-publish
-    refused: tuple[DeadLetterRecord, ...]  # already replayed max_replays times
+    to_send: tuple[TopicRecord, ...]  # latest attempts, to re-publish
+    refused: tuple[TopicRecord, ...]  # already replayed max_replays times
     superseded: int  # older attempts of messages that were replayed since
 
 
-def replay_count(letter: DeadLetterRecord) -> int:
+def replay_count(letter: TopicRecord) -> int:
     return parse_replay_count(letter.headers.get(REPLAY_COUNT))
 
 
-def failed_at_ms(letter: DeadLetterRecord) -> int:
+def failed_at_ms(letter: TopicRecord) -> int:
     """`hocba.failed_at` when readable, else the DLQ record's own timestamp."""
     try:
         return int(datetime.fromisoformat(letter.headers["hocba.failed_at"]).timestamp() * 1000)
@@ -41,16 +41,16 @@ def failed_at_ms(letter: DeadLetterRecord) -> int:
         return letter.timestamp_ms
 
 
-def original_id(letter: DeadLetterRecord) -> str:
+def original_id(letter: TopicRecord) -> str:
     digest = hashlib.sha256(len(letter.key or b"").to_bytes(8, "big"))
     digest.update(letter.key or b"")
     digest.update(letter.value)
     return digest.hexdigest()
 
 
-def latest_attempts(letters: Iterable[DeadLetterRecord]) -> list[DeadLetterRecord]:
+def latest_attempts(letters: Iterable[TopicRecord]) -> list[TopicRecord]:
     """One entry per original message: the highest replay count, then the latest failure."""
-    latest: dict[str, DeadLetterRecord] = {}
+    latest: dict[str, TopicRecord] = {}
     for letter in letters:
         key = original_id(letter)
         seen = latest.get(key)
@@ -61,7 +61,7 @@ def latest_attempts(letters: Iterable[DeadLetterRecord]) -> list[DeadLetterRecor
 
 
 def plan_replay(
-    letters: Sequence[DeadLetterRecord],
+    letters: Sequence[TopicRecord],
     *,
     reason: str,
     since_ms: int | None = None,
@@ -81,12 +81,10 @@ def plan_replay(
     )
 
 
-def replay_message(letter: DeadLetterRecord) -> Outgoing:
+def replay_message(letter: TopicRecord) -> Outgoing:
     """The original key and bytes; our headers dropped, the replay count raised by one."""
     kept = [
-        (name, value.encode())
-        for name, value in letter.headers.items()
-        if not name.startswith(HEADER_PREFIX)
+        (name, value) for name, value in letter.raw_headers if not name.startswith(HEADER_PREFIX)
     ]
     count = str(replay_count(letter) + 1).encode()
     return Outgoing(letter.key, letter.value, (*kept, (REPLAY_COUNT, count)))
@@ -95,7 +93,7 @@ def replay_message(letter: DeadLetterRecord) -> Outgoing:
 async def republish(
     bootstrap: str,
     topic: str,
-    letters: Sequence[DeadLetterRecord],
+    letters: Sequence[TopicRecord],
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Publish every chosen letter and wait for delivery; returns how many were sent."""

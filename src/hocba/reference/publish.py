@@ -15,8 +15,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
-from hocba.kafka.dlq import read_topic
 from hocba.kafka.producer import bulk_producer
+from hocba.kafka.read import read_topic
 from hocba.kafka.topics import COMPACTED, ensure_topics
 from hocba.reference.model import ReferenceData
 

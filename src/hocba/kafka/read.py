@@ -1,7 +1,8 @@
-"""Read the dead-letter topic from the start to its current end.
+"""Read a topic from the start to its current end, as plain records.
 
-Operators inspect and replay from it, and tests check what landed there (original bytes and
-reason headers), so it is read as plain records, never decoded by the reader.
+Operators inspect and replay the dead-letter topic with it, tests check what landed there
+(original bytes and reason headers), and the reference loader reads the compacted reference
+topics; nothing is decoded by the reader.
 """
 
 from __future__ import annotations
@@ -14,23 +15,24 @@ from hocba.kafka.lag import topic_partitions, true_end_offsets
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetterRecord:
+class TopicRecord:
     partition: int
     offset: int
     timestamp_ms: int
     key: bytes | None
     value: bytes
-    headers: dict[str, str]
+    headers: dict[str, str]  # to read: ours are text, a vendor's shown with U+FFFD if not
+    raw_headers: tuple[tuple[str, bytes], ...]  # as stored, for a replay to send unchanged
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[DeadLetterRecord]:
+async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         await consumer.start()  # inside: a broker that cannot be reached still gets a stop()
         tps = await topic_partitions(consumer, topic)
         ends = await true_end_offsets(consumer, tps)
         pending = {tp for tp in tps if ends[tp] > 0}
-        out: list[DeadLetterRecord] = []
+        out: list[TopicRecord] = []
         if not pending:
             return out
         consumer.assign(list(pending))
@@ -41,13 +43,14 @@ async def read_topic(bootstrap: str, topic: str) -> list[DeadLetterRecord]:
                 for r in records:
                     if r.offset < ends[tp]:
                         out.append(
-                            DeadLetterRecord(
+                            TopicRecord(
                                 tp.partition,
                                 r.offset,
                                 r.timestamp,
                                 r.key,
                                 r.value or b"",
                                 {k: v.decode("utf-8", "replace") for k, v in r.headers or ()},
+                                tuple(r.headers or ()),
                             )
                         )
                 if records and records[-1].offset + 1 >= ends[tp]:
