@@ -71,16 +71,14 @@ def build_submission(
     chain_der: Sequence[bytes],
     sender_code: str,
     vendor: str,
-    sent_at: datetime | None = None,
-    submission_id: str | None = None,
 ) -> tuple[str, bytes]:
     """Return (submission id, envelope bytes); the signature covers exactly `payload`."""
-    sid = submission_id or str(uuid.uuid4())
+    sid = str(uuid.uuid4())
     envelope = {
         "submission_id": sid,
         "sender_code": sender_code,
         "vendor": vendor,
-        "sent_at": sent_at or datetime.now(UTC),
+        "sent_at": datetime.now(UTC),
         "payload": payload,
         "signature": sign(payload),
         "signature_algorithm": algorithm,
