@@ -156,6 +156,9 @@ def _seen_table(app: faust.App, group: str, settings: Settings) -> Any:
     )
 
 
+LOOPBACK = ("127.0.0.1", "::1")  # the store's pages answer local callers only
+
+
 def _raw_topic(app: faust.App, name: str) -> Any:
     return app.topic(
         name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
@@ -338,12 +341,20 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         ok = all(checks.values())
         return web.json({"ready": ok, **checks}, status=200 if ok else 503)
 
+    @app.page("/store")
+    async def store_identity(web: Any, request: Any) -> Any:
+        """Which chDB store this worker owns: `hocba stats` asks the worker on its port
+        only if it is the one holding the store it was pointed at."""
+        if lander is None or request.remote not in LOOPBACK:
+            return web.json({"error": "not served here"}, status=403)
+        return web.json({"chdb_path": str(settings.chdb_path.resolve())})
+
     @app.page("/store/query")
     class StoreQuery(faust.web.View):
         """Read-only SQL for `hocba stats` while this worker owns the chDB store."""
 
         async def post(self, request: Any) -> Any:
-            if lander is None or request.remote not in ("127.0.0.1", "::1"):
+            if lander is None or request.remote not in LOOPBACK:
                 return self.json({"error": "not served here"}, status=403)
             body = await request.json()
             if not is_read_only(body.get("sql", "")):

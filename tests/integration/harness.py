@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -101,3 +104,26 @@ def query(settings: Settings, sql: str) -> list[dict[str, object]]:
 
 
 __all__ = ["Run", "load_reference", "query", "replace", "run_pipeline"]
+
+
+@contextlib.contextmanager
+def chdb_held(path: Path) -> Iterator[None]:
+    """Another process holding the chDB store at `path`, as a worker does, for the block."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path\n"
+            "from hocba.store.chdb_store import ChdbStore\n"
+            "s = ChdbStore(Path(sys.argv[1]), 'hocba'); print('held', flush=True); time.sleep(60)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()

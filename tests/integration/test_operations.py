@@ -19,7 +19,7 @@ from hocba.kafka.producer import Outgoing
 from hocba.runner import settings_env, spawn_worker, stop_worker, wait_drained
 from hocba.scenario import Scenario, bad_messages, build_scenario, signed_messages
 from tests.conftest import isolated_settings
-from tests.integration.harness import load_reference, publish, query
+from tests.integration.harness import chdb_held, load_reference, publish, query
 
 pytestmark = pytest.mark.integration
 
@@ -189,10 +189,18 @@ def test_stats_asks_the_running_worker_that_owns_the_store(
     worker = spawn_worker(settings, broker.bootstrap, tmp_path / "worker.log")
     try:
         wait_drained(settings, broker.bootstrap, worker, timeout_s=120)
-        result = hocba("stats", "--json", env=settings_env(settings, broker.bootstrap))
+        env = settings_env(settings, broker.bootstrap)
+        result = hocba("stats", "--json", env=env)
+        other = tmp_path / "other"
+        with chdb_held(other / "chdb"):  # held too, but not by the worker on that port
+            elsewhere = hocba("stats", "--json", env={**env, "HOCBA_DATA_DIR": str(other)})
     finally:
         stop_worker(worker)
     assert result.returncode == 0, result.stderr
+    assert elsewhere.returncode == 2, elsewhere.stdout[:200]  # not the running worker's figures
+    assert f"no worker holding it answers on HOCBA_WEB_PORT {settings.web_port}" in (
+        elsewhere.stderr
+    )
     national = json.loads(result.stdout)["national"]
     assert national["records"] == len(scenario.records)
     assert national["departments_sending"] == 2

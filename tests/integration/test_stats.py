@@ -33,6 +33,7 @@ from hocba.stats.report import ProgressReport, fetch_report
 from hocba.stats.screenshot import find_chromium, screenshot
 from hocba.store.chdb_store import ChdbStore
 from hocba.store.server_store import ServerStore
+from tests.integration.harness import chdb_held
 from tests.integration.test_store import land, record
 
 pytestmark = pytest.mark.integration
@@ -259,20 +260,7 @@ def test_stats_without_a_store_says_so_and_creates_none(tmp_path: Path) -> None:
 
 
 def test_stats_on_a_locked_store_says_what_to_do(tmp_path: Path) -> None:
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path\n"
-            "from hocba.store.chdb_store import ChdbStore\n"
-            "s = ChdbStore(Path(sys.argv[1]), 'hocba'); print('held', flush=True); time.sleep(60)",
-            str(tmp_path / "chdb"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with chdb_held(tmp_path / "chdb"):
         done = subprocess.run(
             [sys.executable, "-m", "hocba.cli.main", "stats"],
             env={"HOCBA_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "COLUMNS": "400"},
@@ -280,13 +268,10 @@ def test_stats_on_a_locked_store_says_what_to_do(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
-    finally:
-        holder.kill()
-        holder.wait()
     assert done.returncode == 2
     [ours] = done.stderr.splitlines()  # one line: chDB is not asked, so it prints nothing
     assert ours.startswith("error:")
-    assert "held by another process" in ours and "stop it and re-run" in ours
+    assert "held by another process" in ours and "stop that process and re-run" in ours
 
 
 def test_html_report_is_self_contained(store_dir: Path, store: ChdbStore, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from hocba.stats.report import (
 )
 from hocba.store.base import Store, StoreLockedError
 from hocba.store.factory import open_store
-from hocba.store.remote import WorkerStore, worker_reachable
+from hocba.store.remote import WorkerStore, worker_holding
 
 
 def _school_year(value: str | None) -> str | None:
@@ -67,12 +67,13 @@ def open_for_reading(settings: Settings) -> Store:
         return open_store(settings)
     except StoreLockedError:
         worker = f"http://127.0.0.1:{settings.web_port}"
-        if worker_reachable(worker):
+        if worker_holding(worker, settings.chdb_path):
             return WorkerStore(worker)
         raise UserError(
-            f"the chDB store {settings.chdb_path} is held by another process (a running "
-            "`hocba worker`?): stop it and re-run, or share a ClickHouse server between "
-            "workers and analysts (HOCBA_CLICKHOUSE_URL)"
+            f"the chDB store {settings.chdb_path} is held by another process, and no worker "
+            f"holding it answers on HOCBA_WEB_PORT {settings.web_port}: set that variable to "
+            "the port of the worker that holds it, or stop that process and re-run, or share "
+            "a ClickHouse server between workers and analysts (HOCBA_CLICKHOUSE_URL)"
         ) from None
 
 

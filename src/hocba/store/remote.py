@@ -11,6 +11,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
@@ -92,9 +93,13 @@ class WorkerStore:
         self._read_only()
 
 
-def worker_reachable(base_url: str) -> bool:
+def worker_holding(base_url: str, chdb_path: Path) -> bool:
+    """Whether the worker at `base_url` owns the chDB store at `chdb_path`. Any worker may
+    listen on the port asked (another data directory's, another database's): only the
+    store's owner may answer for it."""
     try:
-        with urllib.request.urlopen(base_url.rstrip("/") + "/health", timeout=2):
-            return True
-    except OSError:
+        with urllib.request.urlopen(base_url.rstrip("/") + "/store", timeout=2) as response:
+            held: object = json.loads(response.read()).get("chdb_path")
+    except (OSError, ValueError):
         return False
+    return held == str(chdb_path.resolve())
