@@ -48,7 +48,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_merge_by_code_then_replace(tmp_path: Path, env: dict[str, str | None]) -> None:
-    first = loaded(env, str(write(tmp_path / "in" / "schools.csv", TWO_SCHOOLS)))
+    first = loaded(env, str(write(tmp_path / "in" / "schools.csv", TWO_SCHOOLS)), "--create")
     assert (first["kind"], first["rows"], first["published"]) == ("schools", 2, None)
     assert first["mirror"] == "reference tables replaced"
     renamed = HEADER + "S01,TH Nguyễn Trãi,PRIMARY,public,01,,\n"
@@ -68,7 +68,11 @@ def test_a_broker_that_cannot_be_reached_says_what_did_change(
 ) -> None:
     schools = write(tmp_path / "in" / "schools.csv", TWO_SCHOOLS)
     result = hocba(
-        {**env, "HOCBA_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "reference", "load", str(schools)
+        {**env, "HOCBA_KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+        "reference",
+        "load",
+        str(schools),
+        "--create",
     )
     assert result.exit_code == 2
     assert "and ClickHouse are updated, but publishing to Kafka failed" in result.output
@@ -80,10 +84,24 @@ def test_a_bad_row_names_the_operators_file_and_line_and_changes_nothing(
     tmp_path: Path, env: dict[str, str | None]
 ) -> None:
     bad = write(tmp_path / "in" / "schools.csv", TWO_SCHOOLS + "S99,TH X,PRIMARY,public,99,,\n")
-    result = hocba(env, "reference", "load", str(bad))
+    result = hocba(env, "reference", "load", str(bad), "--create")
     assert result.exit_code == 2
     assert f"{bad}:4: unknown province_code_2024 '99'" in " ".join(result.output.split())
     assert not (tmp_path / "reference").exists()
+
+
+def test_a_missing_directory_is_refused_without_create(
+    tmp_path: Path, env: dict[str, str | None]
+) -> None:
+    """A mistyped HOCBA_REFERENCE_DIR would have been created, holding this one file, and
+    every Department and expected enrolment replaced with nothing."""
+    result = hocba(
+        env, "reference", "load", str(write(tmp_path / "in" / "schools.csv", TWO_SCHOOLS))
+    )
+    assert result.exit_code == 2
+    assert "does not exist: check the variable, or pass --create" in " ".join(result.output.split())
+    assert not (tmp_path / "reference").exists()
+    assert not (tmp_path / "data").exists()  # nor was the store touched
 
 
 def test_dry_run_validates_only_and_the_kind_comes_from_the_name(
@@ -97,7 +115,7 @@ def test_dry_run_validates_only_and_the_kind_comes_from_the_name(
 
 
 def test_show_counts_and_samples_one_kind(tmp_path: Path, env: dict[str, str | None]) -> None:
-    loaded(env, str(write(tmp_path / "in" / "schools.csv", TWO_SCHOOLS)))
+    loaded(env, str(write(tmp_path / "in" / "schools.csv", TWO_SCHOOLS)), "--create")
     result = hocba(env, "reference", "show", "--kind", "schools", "--sample", "1", "--json")
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)

@@ -169,6 +169,12 @@ def load(
         "(school code, Department code, province-year-grade)",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate only, change nothing"),
+    create: bool = typer.Option(
+        False,
+        "--create",
+        help="create HOCBA_REFERENCE_DIR, for the first load; without it a missing directory "
+        "is refused (a mistyped path would replace every other kind with nothing)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Validate a reference file and hand it to running workers, ClickHouse and Kafka.
@@ -184,6 +190,11 @@ def load(
     settings = load_settings()
     chosen = _kind_of(file, kind)
     directory = None if dry_run else _reference_dir(settings)
+    if directory is not None and not directory.is_dir() and not create:
+        raise UserError(
+            f"HOCBA_REFERENCE_DIR {directory} does not exist: check the variable, or pass "
+            "--create for the first load into a new directory"
+        )
     console = Console(stderr=True, quiet=as_json)
     result: dict[str, object] = {"file": str(file), "kind": chosen.value, "dry_run": dry_run}
     with _progress(console) as progress:
@@ -193,7 +204,7 @@ def load(
         lines = [f"{file}: {rows:,} valid {chosen.value} rows"]
         if directory is not None:
             with _step(progress, f"writing {directory}"):
-                directory.mkdir(parents=True, exist_ok=True)  # the first load creates it
+                directory.mkdir(parents=True, exist_ok=True)
                 merged = _merged(load_reference_dir(directory), new, chosen, replace_all)
                 _write_atomically(directory, merged)
             totals = result["total"] = _counts(merged)
