@@ -56,11 +56,22 @@ class ContextLoader:
         settings = self.settings
         if settings.trust_dir is None:
             raise ValueError("HOCBA_TRUST_DIR is not set: no trust anchors, nothing can verify")
+        if settings.reference_dir is None:
+            raise ValueError(
+                "HOCBA_REFERENCE_DIR is not set: with no Departments, every message would be "
+                "dead-lettered as verify.signer_not_authorized"
+            )
         trust = load_trust_store(settings.trust_dir)
+        reference = load_reference_dir(settings.reference_dir)
+        if not reference.departments:
+            raise ValueError(
+                f"{settings.reference_dir} holds no Departments (departments.csv or .json): "
+                "every message would be dead-lettered as verify.signer_not_authorized"
+            )
         return PipelineContext(
             registry=self.registry,
             verifier=Verifier(trust, clock_skew=timedelta(seconds=settings.clock_skew_s)),
-            reference=load_reference_dir(settings.reference_dir),
+            reference=reference,
             max_message_bytes=settings.max_message_bytes,
             max_records=settings.max_records_per_message,
         )

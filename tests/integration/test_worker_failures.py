@@ -56,10 +56,27 @@ def test_an_error_in_the_worker_stops_it_before_anything_is_committed(
     assert query(settings, "SELECT count() AS n FROM {db}.records") == [{"n": 0}]
 
 
-def test_a_worker_without_a_trust_store_does_not_start(
-    broker: EmbeddedBroker, tmp_path: Path
+@pytest.mark.parametrize(
+    ("missing", "error"),
+    [
+        ("trust", "error: HOCBA_TRUST_DIR is not set"),
+        # without Departments every message would be dead-lettered, each as the sender's fault
+        ("reference", "error: HOCBA_REFERENCE_DIR is not set"),
+        ("departments", "holds no Departments (departments.csv or .json)"),
+    ],
+)
+def test_a_worker_without_its_trust_or_reference_data_does_not_start(
+    broker: EmbeddedBroker, tmp_path: Path, missing: str, error: str
 ) -> None:
-    settings = isolated_settings(tmp_path / "data")  # no HOCBA_TRUST_DIR
+    scenario = build_scenario(tmp_path / "in", records=10, provinces=("01",))
+    if missing == "departments":
+        for departments in scenario.reference_dir.glob("departments.*"):
+            departments.unlink()
+    settings = isolated_settings(
+        tmp_path / "data",
+        trust_dir=None if missing == "trust" else scenario.trust_dir,
+        reference_dir=None if missing == "reference" else scenario.reference_dir,
+    )
     worker = spawn_worker(settings, broker.bootstrap, tmp_path / "worker.log")
     assert wait_exit(worker) == 2
-    assert "error: HOCBA_TRUST_DIR is not set" in (tmp_path / "worker.log").read_text()
+    assert error in (tmp_path / "worker.log").read_text()
