@@ -40,6 +40,8 @@ def isolated_settings(data_dir: Path, **overrides: object) -> Settings:
         "broker_session_timeout_s": 2.0,
         "broker_heartbeat_interval_s": 0.5,
         "batch_max_ms": 100,
+        # not the demo key: a worker on a ClickHouse server refuses that one
+        "pseudonym_key": "tests-only-pseudonym-key-0123456789abcdef",
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

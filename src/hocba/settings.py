@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEMO_PSEUDONYM_KEY = "hocba-demo-pseudonym-key-change-me"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOCBA_", frozen=True, extra="ignore")
@@ -70,7 +72,11 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535)
     broker_session_timeout_s: float = Field(default=45.0, gt=0)
     broker_heartbeat_interval_s: float = Field(default=3.0, gt=0)
-    pseudonym_key: SecretStr = SecretStr("hocba-demo-pseudonym-key-change-me")
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr(DEMO_PSEUDONYM_KEY),
+        description="HMAC key of the pseudonyms that replace personal IDs and names: a "
+        "secret of 32 random bytes or more (`openssl rand -base64 32`)",
+    )
     keep_identity: bool = Field(
         default=False, description="store raw personal IDs and names (off: pseudonyms only)"
     )
@@ -96,3 +102,18 @@ class Settings(BaseSettings):
 def lander_group(consumer_group: str) -> str:
     """The lander's consumer group on the landing topic: its own, beside the workers'."""
     return f"{consumer_group}-lander"
+
+
+def pseudonym_key_problem(settings: Settings) -> str | None:
+    """Why the pseudonym key must not protect real records, or None.
+
+    A personal ID has 12 digits: anyone who knows the key can hash every possible ID and
+    reverse every pseudonym. The demo key is published, and the deploy templates' placeholder
+    says CHANGE-ME.
+    """
+    key = settings.pseudonym_key.get_secret_value()
+    if key == DEMO_PSEUDONYM_KEY or "change-me" in key.lower():
+        return "HOCBA_PSEUDONYM_KEY is the published demo key or a placeholder"
+    if len(key) < 32:
+        return f"HOCBA_PSEUDONYM_KEY has {len(key)} characters, fewer than 32"
+    return None

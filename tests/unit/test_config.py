@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from hocba.cli.main import app
+from hocba.settings import Settings, pseudonym_key_problem
 
 PASSWORD = "s3cret-pw"
 KEY = "pseudonym-key-of-the-ministry"
@@ -70,3 +73,36 @@ def test_an_invalid_value_is_one_line_naming_the_variable(variable: str, value: 
     assert len(err.strip().splitlines()) == 1
     assert err.startswith(f"error: {variable}: ")
     assert "Traceback" not in err and "validation error" not in err
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        (None, "the published demo key or a placeholder"),
+        ("CHANGE-ME-to-32-random-bytes-base64", "the published demo key or a placeholder"),
+        ("short-secret", "has 12 characters, fewer than 32"),
+        ("k2Jv9Qm4Xr7Tz1Lw8Ns5Hd3Pf6Gb0Yc=", None),
+    ],
+)
+def test_a_pseudonym_key_anyone_could_know_is_named(key: str | None, problem: str | None) -> None:
+    settings = Settings() if key is None else Settings(pseudonym_key=key)  # type: ignore[arg-type]
+    found = pseudonym_key_problem(settings)
+    assert found == problem if problem is None else problem in str(found)
+
+
+def test_a_worker_on_a_clickhouse_server_refuses_the_demo_key() -> None:
+    """Before it connects to anything: the URL points nowhere."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hocba.cli.main", "worker"],
+        env={
+            **os.environ,
+            "HOCBA_CLICKHOUSE_URL": "http://127.0.0.1:1/",
+            "HOCBA_PSEUDONYM_KEY": "",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "HOCBA_PSEUDONYM_KEY has 0 characters" in done.stderr

@@ -10,6 +10,7 @@ from rich.console import Console
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import create_topics, kafka, load_settings
 from hocba.logs import configure as configure_logging
+from hocba.settings import pseudonym_key_problem
 
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 
@@ -44,9 +45,19 @@ def worker(
 
     settings = load_settings()
     configure_logging(log_level, log_json)
+    weak_key = pseudonym_key_problem(settings)
+    stderr = Console(stderr=True)
+    if weak_key and settings.clickhouse_url:
+        raise UserError(f"{weak_key}: set it to a secret, e.g. $(openssl rand -base64 32)")
+    if weak_key:
+        stderr.print(f"warning: {weak_key}; good for a demo, never for real records")
     with kafka(settings) as bootstrap:
         if not settings.kafka_bootstrap:
-            Console(stderr=True).print(f"embedded broker at {bootstrap}")
+            stderr.print(
+                f"embedded broker at {bootstrap} (in memory: the topics, dead letters "
+                "included, are gone when this worker stops; set HOCBA_KAFKA_BOOTSTRAP to keep "
+                "them)"
+            )
         create_topics(settings, bootstrap)
         app = create_app(settings, bootstrap, chosen)
         faust.Worker(
