@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_PSEUDONYM_KEY = "hocba-demo-pseudonym-key-change-me"
@@ -90,6 +91,17 @@ class Settings(BaseSettings):
         description="fault injection: every store call fails while this file exists",
     )
 
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _server_url(cls, url: SecretStr | None) -> SecretStr | None:
+        """A URL clickhouse-connect cannot use would otherwise fall back to localhost:8123.
+        The message never repeats the URL: it holds the password."""
+        if url is not None:
+            parts = urlsplit(url.get_secret_value())
+            if parts.scheme not in ("http", "https", "clickhouse") or not parts.hostname:
+                raise ValueError("must be like http://user:password@host:8123/")
+        return url
+
     @property
     def chdb_path(self) -> Path:
         return self.data_dir / "chdb"
@@ -117,3 +129,12 @@ def pseudonym_key_problem(settings: Settings) -> str | None:
     if len(key) < 32:
         return f"HOCBA_PSEUDONYM_KEY has {len(key)} characters, fewer than 32"
     return None
+
+
+def redacted_url(url: str) -> str:
+    """`url` with its password masked: operators must see which server they configured."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:****@{host}").geturl()

@@ -41,7 +41,7 @@ def test_secrets_are_masked_and_the_rest_is_shown() -> None:
     assert PASSWORD not in out and KEY not in out
     lines = out.splitlines()
     assert "HOCBA_TOPIC_PARTITIONS=24" in lines
-    assert "HOCBA_CLICKHOUSE_URL=**********" in lines
+    assert "HOCBA_CLICKHOUSE_URL=https://hocba:****@ch.example:8443/" in lines  # which server
     assert "HOCBA_PSEUDONYM_KEY=**********" in lines
 
 
@@ -106,3 +106,24 @@ def test_a_worker_on_a_clickhouse_server_refuses_the_demo_key() -> None:
     )
     assert done.returncode == 2
     assert "HOCBA_PSEUDONYM_KEY has 0 characters" in done.stderr
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://ch:21/", "http:///nohost"])
+def test_a_clickhouse_url_that_is_not_one_is_refused_without_echoing_it(url: str) -> None:
+    code, _, err = show(HOCBA_CLICKHOUSE_URL=url)
+    assert code == 2
+    assert "HOCBA_CLICKHOUSE_URL: Value error, must be like http://user:password@host:8123/" in (
+        " ".join(err.split())
+    )
+    assert url not in err
+
+
+def test_an_unreachable_clickhouse_is_one_line() -> None:
+    result = CliRunner().invoke(
+        app, ["stats"], env={"HOCBA_CLICKHOUSE_URL": f"http://u:{PASSWORD}@127.0.0.1:1/"}
+    )
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: cannot reach ClickHouse at 127.0.0.1:1 ([Errno 111] Connection refused): is it "
+        "up, and HOCBA_CLICKHOUSE_URL right?"
+    ]

@@ -36,11 +36,13 @@ app = typer.Typer(
 
 
 @app.callback()
-def quiet_kafka_clients(ctx: typer.Context) -> None:
-    """A command that cannot reach Kafka says so in one line of its own (`errors.describe`);
-    aiokafka's retry lines would bury it. The worker logs everything, aiokafka included."""
+def quiet_clients(ctx: typer.Context) -> None:
+    """A command that cannot reach Kafka or ClickHouse says so in one line of its own
+    (`errors.describe`, `ServerStore`); the clients' retry and driver lines would bury it.
+    The worker logs everything."""
     if ctx.invoked_subcommand != "worker":
-        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+        for client in ("aiokafka", "clickhouse_connect"):
+            logging.getLogger(client).setLevel(logging.CRITICAL)
 
 
 app.command("demo")(demo_cmd.demo)

@@ -10,7 +10,7 @@ from rich.console import Console
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import create_topics, kafka, load_settings
 from hocba.logs import configure as configure_logging
-from hocba.settings import pseudonym_key_problem
+from hocba.settings import pseudonym_key_problem, redacted_url
 
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 
@@ -71,6 +71,8 @@ def config_show(as_json: bool = typer.Option(False, "--json", help="print JSON")
     """Print the effective settings (environment HOCBA_*), secrets masked."""
     settings = load_settings()
     data = json.loads(settings.model_dump_json())
+    if settings.clickhouse_url is not None:
+        data["clickhouse_url"] = redacted_url(settings.clickhouse_url.get_secret_value())
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return

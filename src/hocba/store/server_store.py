@@ -10,12 +10,15 @@ must stay off for it to apply.
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import clickhouse_connect
 import pyarrow as pa
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from hocba.pipeline.record_sql import (
     STAGING_TABLE,
@@ -34,10 +37,24 @@ from hocba.store.base import (
 from hocba.store.schema import schema_statements
 
 
+def _connect(url: str) -> Any:
+    """A client, or one line on why not: clickhouse-connect's message is a paragraph."""
+    try:
+        return clickhouse_connect.get_client(dsn=url, autogenerate_session_id=False)
+    except ClickHouseError as exc:
+        parts = urlsplit(url)
+        cause = re.search(r"\[Errno -?\d+\] [^\"')]+|Code: \d+\. DB::Exception: [^.(]+", str(exc))
+        raise ConnectionError(
+            f"cannot reach ClickHouse at {parts.hostname}:{parts.port or 'default port'} "
+            f"({cause[0] if cause else type(exc).__name__}): is it up, and "
+            "HOCBA_CLICKHOUSE_URL right?"
+        ) from None
+
+
 class ServerStore:
     def __init__(self, url: str, database: str) -> None:
         self._database = check_database(database)
-        self._client = clickhouse_connect.get_client(dsn=url, autogenerate_session_id=False)
+        self._client = _connect(url)
         # Every worker lands directly on a server: each store stages in tables of its own,
         # made at its first batch and dropped when it closes (a killed worker leaves two
         # empty Memory tables behind; `record_staging_*` may be dropped when no worker runs).
