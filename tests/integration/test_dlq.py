@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from hocba.cli.main import app
 from hocba.kafka.broker import EmbeddedBroker
 from hocba.kafka.read import TopicRecord, read_topic
+from hocba.kafka.topics import ensure_topics
 from hocba.reference.loader import write_reference_dir
 from hocba.runner import settings_env, spawn_worker, stop_worker, wait_drained
 from hocba.scenario import Scenario, build_scenario, department_code, signed_messages
@@ -59,6 +60,25 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     )
 
 
+def test_a_missing_dlq_topic_is_not_zero_dead_letters(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    mistyped = isolated_settings(tmp_path).dlq_topic.replace(".dlq", ".dql")
+    settings = isolated_settings(tmp_path, dlq_topic=mistyped)
+    env = settings_env(settings, broker.bootstrap)
+    for args in (["inspect"], ["replay", "--reason", REASON], ["inspect", "--json"]):
+        result = CliRunner().invoke(app, ["dlq", *args], env=env)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [
+            f"error: topic {mistyped} does not exist on {broker.bootstrap}: check HOCBA_DLQ_TOPIC"
+        ]
+    asyncio.run(ensure_topics(broker.bootstrap, [settings.dlq_topic], 1))
+    empty = CliRunner().invoke(app, ["dlq", "inspect"], env=env)
+    assert empty.exit_code == 0, empty.output
+    assert empty.stdout.splitlines()[0] == f"0 dead letters (0 distinct messages) in {mistyped}"
+    assert "None" not in empty.stdout
+
+
 def test_unknown_school_is_replayed_after_the_fix_and_lands_once(
     broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
 ) -> None:
@@ -84,6 +104,31 @@ def test_unknown_school_is_replayed_after_the_fix_and_lands_once(
         first = dead_letters(settings, bootstrap)
         n = len(first)
         assert n > 0 and {d.headers["hocba.error.code"] for d in first} == {REASON}
+
+        # a dry run lists what it would send, and sends nothing
+        dry = cli(settings, bootstrap, "replay", "--reason", REASON, "--dry-run")
+        assert (dry["selected"], dry["sent"]) == (n, 0)
+        assert sorted(dry["to_send"], key=lambda m: (m["partition"], m["offset"])) == [
+            {
+                "partition": d.partition,
+                "offset": d.offset,
+                "key": (d.key or b"").decode(),
+                "sender_code": sender,
+                "reason": REASON,
+                "replay_count": 0,
+            }
+            for d in sorted(first, key=lambda d: (d.partition, d.offset))
+        ]
+        table = CliRunner().invoke(
+            app,
+            ["dlq", "replay", "--reason", REASON, "--dry-run"],
+            env=settings_env(settings, bootstrap) | {"COLUMNS": "80"},
+        )
+        assert table.exit_code == 0, table.output
+        listed = [line for line in table.stdout.splitlines() if REASON in line]
+        assert len(listed) == n and all(sender in line for line in listed)
+        assert f"would replay {n} messages with {REASON}" in table.stderr
+        assert len(dead_letters(settings, bootstrap)) == n
 
         # a replay before the fix fails again: the new dead letter carries count 1
         assert cli(settings, bootstrap, "replay", "--reason", REASON)["sent"] == n

@@ -17,7 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from hocba.kafka.broker import EmbeddedBroker, free_port
 from hocba.kafka.producer import Outgoing
 from hocba.runner import settings_env, spawn_worker, stop_worker, wait_drained
-from hocba.scenario import Scenario, bad_messages, build_scenario, signed_messages
+from hocba.scenario import (
+    Scenario,
+    bad_messages,
+    build_scenario,
+    signed_messages,
+    write_records_by_department,
+)
 from tests.conftest import isolated_settings
 from tests.integration.harness import chdb_held, load_reference, publish, query
 
@@ -65,7 +71,23 @@ def test_lag_is_exact_before_and_zero_after_consumption(
     before = hocba("lag", "--json", env=env)
     assert before.returncode == 0, before.stderr
     assert json.loads(before.stdout)["lag"] == len(messages)
-    assert hocba("lag", "--max-lag", "0", env=env).returncode == 1
+    over = hocba("lag", "--max-lag", "5", env=env)
+    assert over.returncode == 1
+    assert over.stderr.splitlines() == [f"lag {len(messages)} is over --max-lag 5"]
+    probe = hocba("lag", "--json", "--max-lag", "5", env=env)
+    assert probe.returncode == 1
+    assert json.loads(probe.stdout) | {"partitions": None, "members": None} == {
+        "group": settings.consumer_group,
+        "topic": settings.submissions_topic,
+        "lag": len(messages),
+        "partitions": None,
+        "members": None,
+        "max_lag": 5,
+        "ok": False,
+    }
+    within = hocba("lag", "--json", "--max-lag", str(len(messages)), env=env)
+    assert within.returncode == 0, within.stderr
+    assert (json.loads(within.stdout)["ok"], within.stderr) == (True, "")
     mistyped = hocba("lag", "--topic", "hocba.submisions", "--max-lag", "0", env=env)
     assert mistyped.returncode == 2  # "cannot ask", not lag 0
     assert "topic hocba.submisions does not exist" in mistyped.stderr
@@ -204,3 +226,18 @@ def test_stats_asks_the_running_worker_that_owns_the_store(
     national = json.loads(result.stdout)["national"]
     assert national["records"] == len(scenario.records)
     assert national["departments_sending"] == 2
+
+
+def test_publish_refuses_a_topic_that_does_not_exist(
+    broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
+) -> None:
+    """The broker would create it, and no worker reads it: a typo would look like success."""
+    code, path = next(iter(write_records_by_department(scenario, tmp_path / "records").items()))
+    leaf = scenario.trust_dir / "leaves" / code
+    keys = ["--key", f"{leaf}.key.pem", "--chain", f"{leaf}.chain.pem", "--sender", code]
+    env = {"HOCBA_KAFKA_BOOTSTRAP": broker.bootstrap}
+    done = hocba("publish", str(path), *keys, "--topic", "hocba.submision", env=env)
+    assert done.returncode == 2, done.stdout
+    assert f"topic hocba.submision does not exist on {broker.bootstrap}: check --topic" in (
+        done.stderr
+    )

@@ -211,6 +211,19 @@ def test_analyst_docs_sql_runs(store: ChdbStore) -> None:
         store.query(sql.replace("hocba.", f"{DATABASE}."))
 
 
+def test_freshness_has_nulls_for_a_department_that_never_landed(store: ChdbStore) -> None:
+    blocks = re.findall(r"```sql\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    [sql] = [b for b in blocks if "hocba.freshness" in b]
+    rows = store.query(sql.replace("hocba.", f"{DATABASE}."))
+    by_code = {r["code"]: r for r in rows}
+    assert len(rows) == 63
+    silent = by_code["SGD-2024-96"]  # registered nowhere, sent nothing
+    assert (silent["records"], silent["last_landed_at"], silent["hours_since"]) == (None,) * 3
+    assert by_code["SGD-2024-01"]["records"] == 7 + 5
+    assert by_code["SGD-2024-01"]["hours_since"] > 0
+    assert rows[0]["last_landed_at"] is None  # silent ones first
+
+
 def test_grafana_dashboard_sql_runs(store: ChdbStore) -> None:
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     sqls = [t["rawSql"] for p in dashboard["panels"] for t in p["targets"]]
@@ -252,11 +265,24 @@ def test_stats_json_follows_the_sort_too(store_dir: Path, store: ChdbStore) -> N
     assert coverage[0] == 60.0 and coverage == sorted(coverage, reverse=True)
 
 
+def test_stats_prints_department_codes_whole_in_80_columns(store_dir: Path) -> None:
+    env = {"HOCBA_DATA_DIR": str(store_dir), "HOCBA_DATABASE": DATABASE, "COLUMNS": "80"}
+    result = CliRunner().invoke(app, ["stats"], env=env)  # in-process: this one holds chDB
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    codes = re.findall(r"│ (SGD-\d{4}-\d{2}) +│", result.stdout)
+    assert len(codes) == 63 and "SGD-2024-96" in codes
+
+
 def test_stats_without_a_store_says_so_and_creates_none(tmp_path: Path) -> None:
     result = cli(tmp_path, "stats")
     assert result.exit_code == 2
     assert "no store at" in result.stderr and "HOCBA_DATA_DIR" in result.stderr
     assert list(tmp_path.iterdir()) == []
+    (tmp_path / "demo" / "chdb").mkdir(parents=True)  # what `hocba demo` leaves
+    result = cli(tmp_path, "stats")
+    assert result.exit_code == 2
+    assert f"HOCBA_DATA_DIR={tmp_path / 'demo'} hocba stats" in " ".join(result.stderr.split())
 
 
 def test_stats_on_a_locked_store_says_what_to_do(tmp_path: Path) -> None:

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from hocba.cli.main import app
+from hocba.reference.loader import default_departments, write_reference_dir
+from hocba.reference.model import ReferenceData
 from hocba.trust import pki as demo
 from hocba.trust.pki import DemoPki, generate_demo_pki
 
 CODE = "SGD-2024-01"
+ONE_RECORD = '{"school_code": "0100001", "class_name": "1A"}\n'
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +67,45 @@ def test_trust_add_refuses_a_ca_and_another_departments_certificate(
     assert register(trust) == before
 
 
+@pytest.fixture(scope="module")
+def departments(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("reference")
+    known = {d.code: d for d in default_departments()}
+    write_reference_dir(directory, ReferenceData(departments=known))
+    return directory
+
+
+def test_trust_add_refuses_a_department_the_reference_data_does_not_know(
+    pki: DemoPki, departments: Path, tmp_path: Path
+) -> None:
+    trust = shutil.copytree(pki.trust_dir, tmp_path / "trust")
+    before = register(trust)
+    leaf = str(pki.leaves[CODE].chain_path)
+    env = {"HOCBA_TRUST_DIR": str(trust), "HOCBA_REFERENCE_DIR": str(departments)}
+    code, out = hocba("trust", "add", leaf, "--department", "SGD-2024-O1", **env)
+    assert code == 2 and "--department SGD-2024-O1 is not a Department in" in out
+    assert "; did you mean SGD-2024-" in " ".join(out.split())
+    assert register(trust) == before
+    code, out = hocba("trust", "add", leaf, "--department", CODE, HOCBA_TRUST_DIR=str(trust))
+    assert code == 0 and f"{CODE} was not checked against the Departments" in out
+
+
+def test_a_withdrawn_mistaken_registration_may_be_made_again_for_the_right_department(
+    pki: DemoPki, departments: Path, tmp_path: Path
+) -> None:
+    trust = shutil.copytree(pki.trust_dir, tmp_path / "trust")
+    leaf = pki.leaves[CODE]  # registered for CODE: say that was the mistake
+    env = {"HOCBA_TRUST_DIR": str(trust), "HOCBA_REFERENCE_DIR": str(departments)}
+    right = "SGD-2024-15"
+    code, out = hocba("trust", "add", str(leaf.chain_path), "--department", right, **env)
+    assert code == 2 and "withdraw it first if that registration was a mistake" in out
+    assert hocba("trust", "withdraw", leaf.fingerprint, **env)[0] == 0
+    code, out = hocba("trust", "add", str(leaf.chain_path), "--department", right, **env)
+    assert code == 0, out
+    [entry] = [r for r in register(trust) if r["fingerprint"] == leaf.fingerprint]
+    assert (entry["department_code"], entry["status"]) == (right, "approved")
+
+
 def test_a_fingerprint_may_be_given_as_tools_print_it(pki: DemoPki, tmp_path: Path) -> None:
     trust = shutil.copytree(pki.trust_dir, tmp_path / "trust")
     fingerprint = pki.leaves[CODE].fingerprint
@@ -69,6 +113,27 @@ def test_a_fingerprint_may_be_given_as_tools_print_it(pki: DemoPki, tmp_path: Pa
     code, out = hocba("trust", "suspend", shouting, HOCBA_TRUST_DIR=str(trust))
     assert code == 0, out
     assert {r["fingerprint"]: r["status"] for r in register(trust)}[fingerprint] == "suspended"
+
+
+def test_trust_list_prints_fingerprints_whole_in_80_columns(pki: DemoPki) -> None:
+    """As piped or on a small terminal: a fingerprint cut to `…` is refused by `suspend`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hocba.cli.main", "trust", "list"],
+        env={"HOCBA_TRUST_DIR": str(pki.trust_dir), "PATH": "/usr/bin:/bin", "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "…" not in done.stdout
+    assert f"│ {pki.leaves[CODE].fingerprint} │ {CODE} │" in done.stdout
+
+
+def test_stats_refuses_two_output_formats(tmp_path: Path) -> None:
+    code, out = hocba("stats", "--json", "--csv", HOCBA_DATA_DIR=str(tmp_path))
+    assert code == 2
+    assert out.splitlines() == ["error: --json and --csv are two output formats: give one of them"]
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -86,38 +151,45 @@ def test_a_fingerprint_may_be_given_as_tools_print_it(pki: DemoPki, tmp_path: Pa
 def test_publish_names_the_file_and_line_of_a_bad_record(
     pki: DemoPki, tmp_path: Path, lines: str, problem: str
 ) -> None:
-    records = tmp_path / "records.jsonl"
-    records.write_text(lines, encoding="utf-8")
     leaf = pki.leaves[CODE]
-    code, out = hocba(
-        "publish",
-        str(records),
-        "--key",
-        str(leaf.key_path),
-        "--chain",
-        str(leaf.chain_path),
-        "--sender",
-        CODE,
-        HOCBA_KAFKA_BOOTSTRAP="127.0.0.1:1",
-    )
+    code, out = publish(tmp_path, lines, leaf.key_path, leaf.chain_path, CODE)
     assert code == 2 and problem in out
 
 
-def test_publish_refuses_a_key_that_is_not_the_chains(pki: DemoPki, tmp_path: Path) -> None:
+def publish(tmp_path: Path, lines: str, key: Path, chain: Path, sender: str) -> tuple[int, str]:
+    """`hocba publish` of `lines`, to a broker nobody listens on: each mistake must be
+    found before anything is sent."""
     records = tmp_path / "records.jsonl"
-    records.write_text('{"school_code": "0100001", "class_name": "1A"}\n', encoding="utf-8")
-    code, out = hocba(
+    records.write_text(lines, encoding="utf-8")
+    return hocba(
         "publish",
         str(records),
         "--key",
-        str(pki.leaves[CODE].key_path),
+        str(key),
         "--chain",
-        str(pki.leaves[demo.ECDSA].chain_path),
+        str(chain),
         "--sender",
-        CODE,
+        sender,
         HOCBA_KAFKA_BOOTSTRAP="127.0.0.1:1",
     )
+
+
+def test_publish_refuses_a_key_that_is_not_the_chains(pki: DemoPki, tmp_path: Path) -> None:
+    chain = pki.leaves[demo.ECDSA].chain_path
+    code, out = publish(tmp_path, ONE_RECORD, pki.leaves[CODE].key_path, chain, CODE)
     assert code == 2 and "is not the key of" in out
+
+
+def test_publish_refuses_a_sender_that_is_not_the_certificates(
+    pki: DemoPki, tmp_path: Path
+) -> None:
+    """Every message would be dead-lettered as verify.signer_not_authorized."""
+    leaf = pki.leaves[CODE]
+    code, out = publish(tmp_path, ONE_RECORD, leaf.key_path, leaf.chain_path, "SGD-2024-79")
+    assert code == 2
+    assert f"is {CODE}'s certificate (its common name), not --sender SGD-2024-79's" in " ".join(
+        out.split()
+    )
 
 
 @pytest.mark.parametrize("command", ["inspect", "replay"])

@@ -15,10 +15,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from hocba.cli.errors import UserError, friendly
+from hocba.cli.errors import UserError, friendly, missing_topic
 from hocba.cli.runtime import load_settings
+from hocba.cli.tables import print_whole
 from hocba.domain.messages import RawMessage, Submission
 from hocba.domain.reasons import Reason
+from hocba.kafka.lag import topic_exists
 from hocba.kafka.read import TopicRecord, read_topic
 from hocba.kafka.replay import (
     failed_at_ms,
@@ -46,6 +48,14 @@ def _bootstrap(settings: Settings) -> str:
     return settings.kafka_bootstrap
 
 
+def _dead_letters(bootstrap: str, settings: Settings) -> list[TopicRecord]:
+    """Every dead letter; a mistyped HOCBA_DLQ_TOPIC is refused, not read as zero of them."""
+    letters = asyncio.run(read_topic(bootstrap, settings.dlq_topic))
+    if not letters and not asyncio.run(topic_exists(bootstrap, settings.dlq_topic)):
+        raise missing_topic(settings.dlq_topic, bootstrap, "HOCBA_DLQ_TOPIC")
+    return letters
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
@@ -62,12 +72,21 @@ def _envelope(letter: TopicRecord, registry: SchemaRegistry, settings: Settings)
     return raw, decode_envelope(raw, registry, settings.max_message_bytes)
 
 
+def _sender(letter: TopicRecord, registry: SchemaRegistry, settings: Settings) -> str:
+    _, envelope = _envelope(letter, registry, settings)
+    return envelope.sender_code if isinstance(envelope, Submission) else UNDECODABLE
+
+
+def _key(letter: TopicRecord) -> str:
+    return (letter.key or b"").decode("utf-8", "replace")
+
+
 def describe(letter: TopicRecord, registry: SchemaRegistry, settings: Settings) -> dict[str, Any]:
     """One dead letter decoded as far as it goes: headers, then envelope, then records."""
     out: dict[str, Any] = {
         "dlq_partition": letter.partition,
         "dlq_offset": letter.offset,
-        "key": (letter.key or b"").decode("utf-8", "replace"),
+        "key": _key(letter),
         "size": len(letter.value),
         "headers": dict(letter.headers),
     }
@@ -92,10 +111,7 @@ def describe(letter: TopicRecord, registry: SchemaRegistry, settings: Settings) 
 def summarize(
     letters: Sequence[TopicRecord], registry: SchemaRegistry, settings: Settings, samples: int
 ) -> dict[str, Any]:
-    senders: Counter[str] = Counter()
-    for letter in letters:
-        _, envelope = _envelope(letter, registry, settings)
-        senders[envelope.sender_code if isinstance(envelope, Submission) else UNDECODABLE] += 1
+    senders = Counter(_sender(d, registry, settings) for d in letters)
     times = [failed_at_ms(d) for d in letters]
     return {
         "topic": settings.dlq_topic,
@@ -111,10 +127,10 @@ def summarize(
 
 def _print_summary(summary: dict[str, Any]) -> None:
     console = Console()
+    first, last = summary["first_failed_at"], summary["last_failed_at"]
     console.print(
         f"[bold]{summary['dead_letters']}[/] dead letters ({summary['messages']} distinct "
-        f"messages) in {summary['topic']}, failed {summary['first_failed_at']} … "
-        f"{summary['last_failed_at']}"
+        f"messages) in {summary['topic']}" + (f", failed {first} … {last}" if first else "")
     )
     for title, counts in (("reason", summary["by_reason"]), ("sender", summary["by_sender"])):
         table = Table(title, "dead letters")
@@ -152,7 +168,7 @@ def inspect(
     enrich.unknown_school --samples 2
     """
     settings = load_settings()
-    letters = asyncio.run(read_topic(_bootstrap(settings), settings.dlq_topic))
+    letters = _dead_letters(_bootstrap(settings), settings)
     if reason:
         letters = [d for d in letters if d.headers.get("hocba.error.code") == reason]
     summary = summarize(letters, load_registry(), settings, samples)
@@ -172,6 +188,38 @@ def _since_ms(since: str | None) -> int | None:
             f"--since {since!r} is not an ISO date/time, e.g. 2024-06-01T08:00"
         ) from None
     return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _listing(
+    letters: Sequence[TopicRecord], registry: SchemaRegistry, settings: Settings
+) -> list[dict[str, Any]]:
+    """What a dry run would send, so the operator checks whose messages go back before any do."""
+    return [
+        {
+            "partition": d.partition,  # where the dead letter is in the DLQ, as in `inspect`
+            "offset": d.offset,
+            "key": _key(d),
+            "sender_code": _sender(d, registry, settings),
+            "reason": d.headers.get("hocba.error.code", ""),
+            "replay_count": replay_count(d),
+        }
+        for d in letters
+    ]
+
+
+def _print_listing(listed: list[dict[str, Any]], topic: str) -> None:
+    table = Table(
+        "DLQ partition",
+        "offset",
+        "key",
+        "sender",
+        "reason",
+        "replay count",
+        title=f"would replay to {topic}",
+    )
+    for row in listed:
+        table.add_row(*(str(value) for value in row.values()))
+    print_whole(table)
 
 
 @app.command()
@@ -196,7 +244,7 @@ def replay(
     """
     settings = load_settings()
     bootstrap = _bootstrap(settings)
-    letters = asyncio.run(read_topic(bootstrap, settings.dlq_topic))
+    letters = _dead_letters(bootstrap, settings)
     plan = plan_replay(letters, reason=reason, since_ms=_since_ms(since), max_replays=max_replays)
     sent = 0
     if plan.to_send and not dry_run:
@@ -229,9 +277,12 @@ def replay(
             for d in plan.refused
         ],
     }
+    listed = _listing(plan.to_send, load_registry(), settings) if dry_run else []
     if as_json:
-        typer.echo(json.dumps(report))
+        typer.echo(json.dumps(report | ({"to_send": listed} if dry_run else {})))
         return
+    if listed:
+        _print_listing(listed, settings.submissions_topic)
     console = Console(stderr=True)
     verb = "would replay" if dry_run else "replayed"
     console.print(f"{verb} {len(plan.to_send) if dry_run else sent} messages with {reason}")

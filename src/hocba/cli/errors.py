@@ -22,6 +22,12 @@ class UserError(Exception):
     """Raised by commands with a message that already tells the user what to do."""
 
 
+def missing_topic(topic: str, bootstrap: str, check: str) -> UserError:
+    """The broker answers for a missing topic as for an empty one: lag 0, no dead letters.
+    A command that would report that must refuse instead, naming the setting to check."""
+    return UserError(f"topic {topic} does not exist on {bootstrap}: check {check}")
+
+
 def friendly(func: Callable[P, R]) -> Callable[P, R]:
     """Turn expected failures into `error: …` on stderr and exit code 2."""
 

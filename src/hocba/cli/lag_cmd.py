@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from hocba.cli.errors import UserError, friendly
+from hocba.cli.errors import UserError, friendly, missing_topic
 from hocba.cli.runtime import load_settings
 from hocba.kafka.lag import GroupReport, group_report
 from hocba.settings import lander_group
@@ -33,7 +33,9 @@ def lag(
         help="also the lander's group (`<group>-lander` on HOCBA_LANDING_TOPIC), for the "
         "verify + land roles; --max-lag then checks the sum",
     ),
-    max_lag: int = typer.Option(None, help="exit 1 when the total lag exceeds this (probe)"),
+    max_lag: int = typer.Option(
+        None, help="exit 1 when the total lag exceeds this, saying so on stderr (probe)"
+    ),
     watch: bool = typer.Option(False, "--watch", help="refresh until Ctrl-C"),
     interval: float = typer.Option(2.0, help="seconds between refreshes with --watch", min=0.2),
     as_json: bool = typer.Option(
@@ -60,21 +62,23 @@ def lag(
     def fetch() -> list[GroupReport]:
         reports = asyncio.run(_reports(bootstrap, targets))
         if not reports[0].partitions:  # a probe on a mistyped topic must not pass on lag 0
-            raise UserError(
-                f"topic {reports[0].topic} does not exist on {bootstrap}: check --topic or "
-                "HOCBA_SUBMISSIONS_TOPIC"
-            )
+            raise missing_topic(reports[0].topic, bootstrap, "--topic or HOCBA_SUBMISSIONS_TOPIC")
         return reports
 
     if watch:
         _watch(fetch, interval, as_json)
         return
     reports = fetch()
+    total = sum(r.lag for r in reports)
+    over = max_lag is not None and total > max_lag
     if as_json:
-        typer.echo(json.dumps(_as_json(reports)))
+        probe = {} if max_lag is None else {"max_lag": max_lag, "ok": not over}
+        typer.echo(json.dumps(_as_json(reports) | probe))
     else:
         Console().print(_render(reports))
-    if max_lag is not None and sum(r.lag for r in reports) > max_lag:
+    if over:  # a failed probe says why, where a monitoring job's log shows it
+        what = "total lag" if all_topics else "lag"
+        typer.echo(f"{what} {total} is over --max-lag {max_lag}", err=True)
         raise typer.Exit(1)
 
 

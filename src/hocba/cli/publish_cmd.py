@@ -13,8 +13,9 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from hocba.cli.errors import UserError, friendly
+from hocba.cli.errors import UserError, friendly, missing_topic
 from hocba.cli.runtime import load_settings
+from hocba.kafka.lag import topic_exists
 from hocba.kafka.producer import Outgoing, publish_all
 from hocba.pipeline.codec import load_registry
 from hocba.publishing import batches, sign_batch
@@ -57,6 +58,12 @@ def publish(
         raise UserError("set HOCBA_KAFKA_BOOTSTRAP to the broker to publish to (host:port)")
     registry = load_registry()
     signer = load_signer(key, chain, password=_password(key_password_env))
+    if signer.named_department not in (None, sender):
+        raise UserError(
+            f"{chain} is {signer.named_department}'s certificate (its common name), not "
+            f"--sender {sender}'s: every message would be dead-lettered as "
+            "verify.signer_not_authorized"
+        )
     console = Console(stderr=True, quiet=as_json)
     with rich.progress.open(
         records_file, "rb", description="checking", console=console, transient=True
@@ -68,6 +75,9 @@ def publish(
     if not index.records:
         raise UserError(f"{records_file} holds no records: one JSON object per line")
     destination = topic or settings.submissions_topic
+    if not asyncio.run(topic_exists(settings.kafka_bootstrap, destination)):  # else created
+        check = "--topic" if topic else "HOCBA_SUBMISSIONS_TOPIC"  # and read by no worker
+        raise missing_topic(destination, settings.kafka_bootstrap, check)
     submission_ids: list[str] = []
     with records_file.open("rb") as handle, Progress(console=console, transient=True) as bar:
         signing = bar.add_task("signing and sending", total=index.records)

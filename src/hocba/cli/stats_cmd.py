@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import fields, replace
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
+from hocba.cli.tables import print_whole
 from hocba.pipeline.validate import school_year_problem
 from hocba.settings import Settings
 from hocba.stats.report import (
@@ -59,6 +59,12 @@ def open_for_reading(settings: Settings) -> Store:
     """The store; if a running worker owns the chDB store, the same store through the
     worker's HTTP port (it answers read-only queries on loopback); else one line why not."""
     if settings.clickhouse_url is None and not settings.chdb_path.is_dir():
+        demo = settings.data_dir / "demo"
+        if (demo / "chdb").is_dir():  # `hocba demo` keeps its state apart from a worker's
+            raise UserError(
+                f"no store at {settings.chdb_path}; `hocba demo` left its store in {demo}: "
+                f"HOCBA_DATA_DIR={demo} hocba stats"
+            )
         raise UserError(
             f"no store at {settings.chdb_path} (HOCBA_DATA_DIR): run `hocba worker` or "
             "`hocba demo` there first, or set HOCBA_CLICKHOUSE_URL"
@@ -108,6 +114,8 @@ def stats(
     Reads HOCBA_CLICKHOUSE_URL, or the chDB store under HOCBA_DATA_DIR. chDB has one owner:
     while a worker holds the store, the report is asked of that worker on HOCBA_WEB_PORT.
     """
+    if as_json and as_csv:
+        raise UserError("--json and --csv are two output formats: give one of them")
     report = load_report(load_settings(), school_year, grade)
     rows = breakdown(report, by) if by else ()
     departments = sort_departments(report.departments, sort)
@@ -140,7 +148,6 @@ def print_report(
     by: Breakdown | None,
 ) -> None:
     """The national line, then the --by rows if asked, else one row per Department."""
-    console = Console()
     n = report.national
     grades = ", ".join(str(g) for g in report.grades)
     national = Table(
@@ -157,14 +164,13 @@ def print_report(
         _pct(n.coverage_pct),
         style="bold",
     )
-    console.print(national)
     if by:
         table = Table(by.value, "name", "records", "expected", "coverage", title=f"By {by.value}")
         for row in rows:
             table.add_row(
                 row.key, row.name, f"{row.records:,}", f"{row.expected:,}", _pct(row.coverage_pct)
             )
-        console.print(table)
+        print_whole(national, table)
         return
     table = Table(*_DEPARTMENT_HEAD, title="By Department")
     for d in departments:
@@ -180,7 +186,7 @@ def print_report(
             _pct(d.coverage_pct),
             landed,
         )
-    console.print(table)
+    print_whole(national, table)
 
 
 _DEPARTMENT_HEAD = (

@@ -6,6 +6,7 @@ effect without a restart.
 
 from __future__ import annotations
 
+import difflib
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -13,11 +14,12 @@ from pathlib import Path
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from rich.console import Console
 from rich.table import Table
 
 from hocba.cli.errors import UserError, friendly
 from hocba.cli.runtime import load_settings
+from hocba.cli.tables import print_whole
+from hocba.reference.loader import load_reference_dir
 from hocba.trust.register import (
     CertStatus,
     Register,
@@ -111,17 +113,39 @@ def add_cmd(
     except ValueError:
         raise UserError(f"--approved-on {approved_on!r}: give a date as YYYY-MM-DD") from None
     fingerprint = certificate.fingerprint(hashes.SHA256()).hex()  # as pki and verify take it
+    unchecked = _check_department(department)
     register = _load(path)
     known = register.get(fingerprint)
-    if known is not None and known.department_code != department:
+    if (
+        known is not None
+        and known.department_code != department
+        and known.status is not CertStatus.WITHDRAWN  # a withdrawn mistake may be redone
+    ):
         raise UserError(
             f"{fingerprint} is registered for {known.department_code}: a certificate signs for "
-            "one Department; withdraw it and approve that Department's own certificate"
+            "one Department; withdraw it first if that registration was a mistake"
         )
     save_register(path, add(register, fingerprint, RegisterEntry(department, approved)))
     typer.echo(f"approved {fingerprint} for {department}")
+    if unchecked:
+        typer.echo(f"warning: {unchecked}", err=True)
     if certificate.not_valid_after_utc < datetime.now(UTC):
         typer.echo(f"warning: it expired on {certificate.not_valid_after_utc:%Y-%m-%d}", err=True)
+
+
+def _check_department(code: str) -> str | None:
+    """Refuse a code the reference data does not know: a mistyped one would approve a
+    certificate for no Department, and its messages would all be dead-lettered. Returns
+    why it could not be checked, if so."""
+    reference_dir = load_settings().reference_dir
+    if reference_dir is None:
+        return f"HOCBA_REFERENCE_DIR is not set: {code} was not checked against the Departments"
+    known = load_reference_dir(reference_dir).departments
+    if code not in known:
+        close = difflib.get_close_matches(code, list(known), n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise UserError(f"--department {code} is not a Department in {reference_dir}{hint}")
+    return None
 
 
 def _change(fingerprint: str, status: CertStatus) -> None:
@@ -180,7 +204,7 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="print JSON")) -
     table = Table("fingerprint", "department", "approved on", "status")
     for row in rows:
         table.add_row(row["fingerprint"], row["department_code"], row["approved_on"], row["status"])
-    Console().print(table)
+    print_whole(table)
 
 
 @app.command("show")

@@ -51,6 +51,17 @@ async def partition_lags(bootstrap: str, group: str, topic: str) -> list[Partiti
         await admin.close()
 
 
+async def topic_exists(bootstrap: str, topic: str) -> bool:
+    """Reading a missing topic finds nothing, as reading an empty one does: a reader that
+    found nothing asks this before it reports "none" for what may be a mistyped name."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        await consumer.start()  # inside: a broker that cannot be reached still gets a stop()
+        return bool(await topic_partitions(consumer, topic))
+    finally:
+        await consumer.stop()
+
+
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     await consumer.topics()  # refreshes metadata, so a just-created topic is seen
     return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

@@ -6,6 +6,7 @@ padding, hash or encoding: the `signature_algorithm` enum symbol fully determine
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +28,16 @@ _PSS_CHECK = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
+# How the reference data spell a Department's code (`reference.loader.default_departments`).
+DEPARTMENT_CODE = re.compile(r"SGD-\d{4}-\d{2}")
+
+
 @dataclass(frozen=True, slots=True)
 class Signer:
     private_key: SigningKey
     chain_der: tuple[bytes, ...]
     algorithm: str
+    named_department: str | None  # the Department code the leaf's common name is, if it is one
 
 
 def key_matches(algorithm: str, public_key: CertificatePublicKeyTypes) -> bool:
@@ -75,7 +81,10 @@ def load_signer(
     if certificates[0].public_key().public_bytes(*public) != key.public_key().public_bytes(*public):
         raise ValueError(f"{key_path} is not the key of {chain_path}'s first certificate")
     chain = tuple(c.public_bytes(serialization.Encoding.DER) for c in certificates)
-    return Signer(key, chain, algorithm_for(key, rsa_pss=rsa_pss))
+    names = certificates[0].subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    common_name = str(names[0].value) if names else ""
+    named = common_name if DEPARTMENT_CODE.fullmatch(common_name) else None
+    return Signer(key, chain, algorithm_for(key, rsa_pss=rsa_pss), named)
 
 
 def sign(signer: Signer, payload: bytes) -> bytes:
