@@ -180,6 +180,29 @@ def test_a_name_attribute_of_the_wrong_string_type_is_malformed(
     assert reason(result) is Reason.VERIFY_CERT_MALFORMED
 
 
+def test_an_unrelated_expired_certificate_in_the_chain_does_not_break_it(
+    pki: DemoPki, verifier: Verifier
+) -> None:
+    """A CA's "full chain" bundle may carry certificates off the path, expired long ago."""
+    good = submission(pki, CODES[0])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "retired root")])
+    key = rsa.generate_private_key(65537, 2048)
+    retired = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(datetime(2001, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2011, 1, 1, tzinfo=UTC))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+    bundle = dataclasses.replace(good, certificate_chain=(*good.certificate_chain, retired))
+    leaf = pki.leaves[CODES[0]]
+    assert verifier.verify(bundle, NOW) == VerifyOk(leaf.fingerprint, leaf.department_code)
+
+
 def _self_signed_with_exponent(exponent_bits: int) -> bytes:
     """A 2048-bit RSA certificate whose public exponent has `exponent_bits` bits."""
     base = rsa.generate_private_key(65537, 2048).private_numbers()

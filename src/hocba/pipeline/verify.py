@@ -139,6 +139,26 @@ def _load_certificate(der: bytes) -> x509.Certificate:
     return cert
 
 
+def _path(
+    store: TrustStore, certs: Sequence[x509.Certificate], now: datetime
+) -> list[x509.Certificate]:
+    """The validated path, built at a time its certificates hold: validity is judged per
+    message, against the path's own window. The path is not known before it is built, so
+    first at a time the leaf holds, then at one every presented certificate holds; a CA's
+    bundle may carry an unrelated certificate long expired, which the second alone would
+    turn into an impossible time."""
+    failure: Exception | None = None
+    for considered in (certs[:1], certs):
+        start = max(c.not_valid_before_utc for c in considered)
+        end = min(c.not_valid_after_utc for c in considered)
+        try:
+            return build_chain(store, certs[0], certs[1:], min(max(now, start), end))
+        except (VerificationError, ValueError) as exc:
+            failure = exc
+    assert failure is not None  # the loop ran, and each try failed
+    raise failure
+
+
 def _validate(store: TrustStore, ders: Sequence[bytes], now: datetime) -> _Chain | VerifyFailure:
     """Everything that depends only on the chain (and the store), not on the message."""
     certs = []
@@ -151,10 +171,8 @@ def _validate(store: TrustStore, ders: Sequence[bytes], now: datetime) -> _Chain
     if failure is not None:
         return failure
     leaf, fp = certs[0], certs[0].fingerprint(hashes.SHA256()).hex()
-    start = max(c.not_valid_before_utc for c in certs)
-    end = min(c.not_valid_after_utc for c in certs)
-    try:  # validity is judged per message below, so build the path at a time all certs hold
-        path = build_chain(store, leaf, certs[1:], min(max(now, start), end))
+    try:
+        path = _path(store, certs, now)
     except (VerificationError, ValueError) as exc:
         untrusted = VerifyFailure(Reason.VERIFY_CHAIN_UNTRUSTED, str(exc))
         return _Chain(leaf.public_key(), untrusted, 0, 0, None, fp, "")
