@@ -366,3 +366,27 @@ def test_html_report_renders_in_chromium(store_dir: Path, store: ChdbStore, tmp_
     screenshot(html, page, 900, 700, find_chromium() or "")
     drawn, total = non_white_pixels(page.read_bytes())
     assert drawn > total * 0.01
+
+
+def test_a_school_year_the_store_does_not_know_is_refused(store_dir: Path) -> None:
+    """A mistyped year must not read as a real one with nothing in it."""
+    result = cli(store_dir, "stats", "--school-year", "2030-2031")
+    assert result.exit_code == 2
+    assert f"no records or expected enrolment for 2030-2031: the store has {OLD_YEAR}" in (
+        " ".join(result.stderr.split())
+    )
+
+
+def test_grades_without_expected_enrolment_are_refused(store_dir: Path, store: ChdbStore) -> None:
+    """Their records would count against nothing: coverage could pass 100 %."""
+    planned = {
+        r["grade"]
+        for r in store.query(
+            f"SELECT DISTINCT grade FROM {DATABASE}.expected_enrollment"
+            f" WHERE school_year = '{YEAR}'"
+        )
+    }
+    unplanned = min(set(range(1, 13)) - planned)
+    result = cli(store_dir, "stats", "--school-year", YEAR, "-g", "1", "-g", str(unplanned))
+    assert result.exit_code == 2
+    assert f"no expected enrolment for grade {unplanned} in {YEAR}" in result.stderr

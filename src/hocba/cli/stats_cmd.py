@@ -90,7 +90,7 @@ def load_report(
     try:
         return fetch_report(store, settings.database, school_year, grades)
     except LookupError as exc:
-        raise UserError(f"{exc}: land records or load reference data first") from None
+        raise UserError(str(exc)) from None
     finally:
         store.close()
 

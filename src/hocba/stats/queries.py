@@ -32,10 +32,11 @@ class NamedQuery:
 
 SCHOOL_YEARS = NamedQuery(
     "school_years",
-    "SELECT DISTINCT school_year FROM ("
-    " SELECT school_year FROM {db}.progress"
-    " UNION ALL SELECT school_year FROM {db}.expected_enrollment"
-    ") ORDER BY school_year",
+    # `landed`: 1 when records of the year are in, 0 for a year known only by its plan
+    "SELECT school_year, max(landed) AS landed FROM ("
+    " SELECT school_year, 1 AS landed FROM {db}.progress"
+    " UNION ALL SELECT school_year, 0 AS landed FROM {db}.expected_enrollment"
+    ") GROUP BY school_year ORDER BY school_year",
 )
 
 EXPECTED_GRADES = NamedQuery(

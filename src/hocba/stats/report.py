@@ -238,9 +238,24 @@ def fetch_activity(store: Store, database: str, report: ProgressReport) -> Activ
     )
 
 
-def latest_school_year(store: Store, database: str) -> str | None:
+def _school_year(store: Store, database: str, asked: str | None) -> str:
+    """`asked` if the store knows it, else the latest year with records landed (a year
+    with only planned enrolment loaded ahead would otherwise show as 0 %)."""
     years = queries.SCHOOL_YEARS.run(store, database)
-    return str(years[-1]["school_year"]) if years else None
+    if not years:
+        raise LookupError(
+            "no records and no expected enrolment in the store yet: land records or load "
+            "reference data first"
+        )
+    known = [str(r["school_year"]) for r in years]
+    if asked is None:
+        landed = [str(r["school_year"]) for r in years if r["landed"]]
+        return (landed or known)[-1]
+    if asked not in known:
+        raise LookupError(
+            f"no records or expected enrolment for {asked}: the store has {', '.join(known)}"
+        )
+    return asked
 
 
 def fetch_report(
@@ -249,17 +264,20 @@ def fetch_report(
     school_year: str | None = None,
     grades: Sequence[int] = (),
 ) -> ProgressReport:
-    """The report for `school_year` (default: the latest with data) and `grades` (default:
-    every grade with expected enrolment that year). Raises LookupError on an empty store."""
-    year = school_year or latest_school_year(store, database)
-    if year is None:
-        raise LookupError("no records and no expected enrolment in the store yet")
+    """The report for `school_year` (default: the latest with records) and `grades`
+    (default: every grade with expected enrolment that year). Raises LookupError on an
+    empty store, a year it does not know, and grades without expected enrolment: their
+    records would count against nothing, and coverage could pass 100 %."""
+    year = _school_year(store, database, school_year)
     year_only = {"school_year": year}
-    chosen = (
-        list(grades)
-        or [int(r["grade"]) for r in queries.EXPECTED_GRADES.run(store, database, year_only)]
-        or list(GRADES)
-    )
+    planned = [int(r["grade"]) for r in queries.EXPECTED_GRADES.run(store, database, year_only)]
+    unplanned = sorted(set(grades) - set(planned)) if planned else []
+    if unplanned:
+        raise LookupError(
+            f"no expected enrolment for grade {', '.join(map(str, unplanned))} in {year}: "
+            f"choose among grades {', '.join(map(str, planned))}"
+        )
+    chosen = list(grades) or planned or list(GRADES)
     scope = {"school_year": year, "grades": chosen}
     return build_report(
         year,
