@@ -142,14 +142,28 @@ def _reject(
     return Rejection(item.message, code, detail, tuple(errors), sub.submission_id, sub.sender_code)
 
 
-def _partial_rejection(checked: Checked) -> Rejection:
+def _partial_rejection(checked: Checked, errors: Sequence[RecordError]) -> Rejection:
     """The one dead letter of a message that landed only some of its records (DESIGN §4)."""
-    first = checked.record_errors[0]
+    first = errors[0]
     detail = (
-        f"{len(checked.record_errors)} of {checked.records_total} records failed; "
+        f"{len(errors)} of {checked.records_total} records failed; "
         f"first: record {first.index}: {first.detail}"
     )
-    return _reject(checked.item, first.code, detail, checked.record_errors)
+    return _reject(checked.item, first.code, detail, errors)
+
+
+def _record_errors(checked: Checked, result: Classified) -> tuple[RecordError, ...]:
+    """The message's failed records: its rules' failures, then its revision conflicts."""
+    conflicts = (
+        RecordError(
+            row["idx"],
+            Reason.DEDUPE_REVISION_CONFLICT,
+            f"revision {row['revision']} of this record is already landed (or earlier in "
+            "this message) with other content: a changed record needs a higher revision",
+        )
+        for row in result.conflicts
+    )
+    return tuple(sorted((*checked.record_errors, *conflicts), key=lambda e: e.index))
 
 
 def landing_parameters(
@@ -387,15 +401,18 @@ def land_staged_batch(
     )
     landing: list[tuple[Checked, Classified]] = []
     tokens = []
+    complete = []
     for message in checked:
         result, token = message.decide(landed)
         lands = result.new + result.corrections
         if lands:
             landing.append((message, result))
             tokens.append(token)
-        errors = message.record_errors
+        errors = _record_errors(message, result)
         if errors:
-            rejections.append(_partial_rejection(message))
+            rejections.append(_partial_rejection(message, errors))
+        else:
+            complete.append(message.item.submission.submission_id)
         outcome = "partial" if errors else "accepted" if lands else "duplicate"
         reason = str(errors[0].code) if errors else ""
         outcomes[(outcome, reason)] += 1
@@ -430,5 +447,4 @@ def land_staged_batch(
         rows = [dead_letter_row(r, worker, now) for r in rejections]
         audit["dead_letters"] = arrow_table(DEAD_LETTER_COLUMNS, rows)
     letters = tuple(to_dead_letter(r, worker, now) for r in rejections)
-    complete = frozenset(c.item.submission.submission_id for c in checked if not c.record_errors)
-    return LandResult(letters, tuple(rejections), complete, counts, outcomes, audit)
+    return LandResult(letters, tuple(rejections), frozenset(complete), counts, outcomes, audit)

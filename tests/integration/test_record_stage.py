@@ -339,6 +339,40 @@ def test_only_contested_messages_are_read_and_each_record_is_decided_once(
     assert landed == {"n": 5, "revisions": revisions}  # both corrections are what remains
 
 
+def test_a_record_changed_without_a_higher_revision_is_dead_lettered_not_dropped(
+    stager: Stager, chdb_dir: Path, tmp_path: Path
+) -> None:
+    """Counted as a duplicate, the change would be lost and nobody told."""
+    world = World(tmp_path / "world")
+    first, second = world.scenario.records[:2]
+
+    def message(*batch: Record) -> RawMessage:
+        return raw(world.envelope(encode_payload(world.registry, list(batch))))
+
+    store = ChdbStore(chdb_dir, "conflict")  # beside the stager's: a database of its own
+    store.ensure_schema()
+    mirror_reference(store, world.ctx.reference)
+    try:
+        land_and_audit(store, process_batch([message(first)], world.ctx), "t")
+        changed = {**first, "days_absent": first["days_absent"] + 1}  # same revision
+        result = land_and_audit(store, process_batch([message(second, changed)], world.ctx), "t")
+        kept = store.query("SELECT days_absent FROM conflict.records FINAL ORDER BY student_key")
+    finally:
+        store.close()
+    [letter] = result.rejected
+    assert letter.code is Reason.DEDUPE_REVISION_CONFLICT
+    assert [(e.index, e.code) for e in letter.record_errors] == [
+        (1, Reason.DEDUPE_REVISION_CONFLICT)
+    ]
+    assert {k: n for k, n in result.outcomes.items() if n} == {
+        ("partial", "dedupe.revision_conflict"): 1
+    }
+    assert result.counts["records_landed"] == 1  # the other record of the message
+    assert sorted(r["days_absent"] for r in kept) == sorted(
+        [first["days_absent"], second["days_absent"]]
+    )
+
+
 @pytest.mark.parametrize("text", [b"0100001", b"TIENG_VIET"], ids=["school_code", "subject"])
 def test_text_that_is_not_utf8_is_malformed_and_never_lands(
     stager: Stager, tmp_path: Path, text: bytes

@@ -51,6 +51,18 @@ def test_within_a_batch_only_the_highest_revision_of_a_key_lands() -> None:
     assert (result.new, result.duplicates, result.stale) == (1, 1, 2)
 
 
+def test_a_changed_record_without_a_higher_revision_is_a_conflict_not_a_duplicate() -> None:
+    """Counting it as a duplicate would drop the vendor's change in silence."""
+    landed = {record_key(row("landed", 2)): (2, "h")}
+    result = classify([row("landed", 2, "changed"), row("b", 1), row("b", 1, "other")], landed)
+    assert [(r["student_key"], r["content_hash"]) for r in result.conflicts] == [
+        ("b", "other"),  # the same key and revision twice in one message
+        ("landed", "changed"),
+    ]
+    assert [r["student_key"] for r in result.to_land] == ["b"]
+    assert (result.new, result.duplicates, result.stale) == (1, 0, 0)
+
+
 def message(value: bytes = b"\xc3\x01payload") -> RawMessage:
     return RawMessage(
         "hocba.submissions",

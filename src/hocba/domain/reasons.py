@@ -46,6 +46,7 @@ class Reason(StrEnum):
     VALIDATE_LEARNING_RESULT = "validate.learning_result"
     VALIDATE_CONDUCT_RESULT = "validate.conduct_result"
     VALIDATE_PROMOTION = "validate.promotion"
+    DEDUPE_REVISION_CONFLICT = "dedupe.revision_conflict"
     ENRICH_UNKNOWN_SCHOOL = "enrich.unknown_school"
     INTERNAL_ERROR = "internal.error"
 

@@ -2,9 +2,12 @@
 
 Given one message's rows and, for their keys, the (revision, content hash) already landed
 (including by earlier messages of the same batch, `landing.Checked.decide`), each row is new,
-an exact duplicate (dropped, counted), stale (older revision than landed: dropped, counted)
-or a correction (higher revision: landed). Within one message only the highest revision of a
-key survives; across the messages of a batch a key may land twice, a correction after its
+an exact duplicate (dropped, counted), stale (older revision than landed: dropped, counted),
+a correction (higher revision: landed) or a conflict: the revision already landed (or sent
+earlier in the message) with other content. A conflict is a record-level failure, not a
+duplicate: the vendor changed a record without raising its revision, and dropping it as a
+duplicate would lose the change in silence. Within one message only the highest revision of
+a key survives; across the messages of a batch a key may land twice, a correction after its
 original, and `records`' ReplacingMergeTree keeps the highest revision.
 """
 
@@ -24,6 +27,7 @@ class Classified:
     corrections: int
     duplicates: int
     stale: int
+    conflicts: tuple[Mapping[str, Any], ...] = ()  # same key and revision, other content
 
 
 def record_key(row: Mapping[str, Any]) -> RecordKey:
@@ -35,6 +39,7 @@ def classify(
 ) -> Classified:
     best: dict[RecordKey, Mapping[str, Any]] = {}
     duplicates = stale = 0
+    conflicts: list[Mapping[str, Any]] = []
     for row in rows:
         key = record_key(row)
         seen = best.get(key)
@@ -43,10 +48,12 @@ def classify(
         elif row["revision"] > seen["revision"]:
             best[key] = row
             stale += 1
-        elif row["revision"] == seen["revision"]:
+        elif row["revision"] < seen["revision"]:
+            stale += 1
+        elif row["content_hash"] == seen["content_hash"]:
             duplicates += 1
         else:
-            stale += 1
+            conflicts.append(row)
     to_land: list[Mapping[str, Any]] = []
     new = corrections = 0
     for key, row in best.items():
@@ -57,8 +64,10 @@ def classify(
         elif row["revision"] > previous[0]:
             corrections += 1
             to_land.append(row)
-        elif row["revision"] == previous[0]:
+        elif row["revision"] < previous[0]:
+            stale += 1
+        elif row["content_hash"] == previous[1]:
             duplicates += 1
         else:
-            stale += 1
-    return Classified(tuple(to_land), new, corrections, duplicates, stale)
+            conflicts.append(row)
+    return Classified(tuple(to_land), new, corrections, duplicates, stale, tuple(conflicts))
