@@ -35,10 +35,25 @@ class BadLine(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RecordsIndex:
-    """Where each class's lines start, in file order: eight bytes a record."""
+    """Where each class's lines start and how many Avro bytes each record encodes to, in file
+    order: twelve bytes a record."""
 
     offsets: dict[SchoolClass, array[int]]
+    sizes: dict[SchoolClass, array[int]]
     records: int
+
+    def largest_batch(self, batch_size: int) -> tuple[SchoolClass, int]:
+        """The class whose batches of `batch_size` records encode to the most bytes, and
+        those bytes (the records alone: the payload adds a dozen, the envelope the chain)."""
+        return max(
+            (
+                (school_class, sum(sizes[start : start + batch_size]))
+                for school_class, sizes in self.sizes.items()
+                for start in range(0, len(sizes), batch_size)
+            ),
+            key=lambda found: found[1],
+            default=(("", ""), 0),
+        )
 
 
 def index_records(lines: Iterable[bytes], registry: SchemaRegistry) -> RecordsIndex:
@@ -50,6 +65,7 @@ def index_records(lines: Iterable[bytes], registry: SchemaRegistry) -> RecordsIn
     schema = registry.reader(STUDENT_RECORD)
     sink = io.BytesIO()
     offsets: dict[SchoolClass, array[int]] = {}
+    sizes: dict[SchoolClass, array[int]] = {}
     position = records = 0
     for number, line in enumerate(lines, 1):
         if line.strip():
@@ -58,13 +74,14 @@ def index_records(lines: Iterable[bytes], registry: SchemaRegistry) -> RecordsIn
                 fastavro.schemaless_writer(sink, schema, record)
             except (ValueError, TypeError, KeyError) as exc:
                 raise BadLine(number, f"does not fit the StudentRecord schema: {exc}") from None
-            sink.seek(0)
-            sink.truncate()
             school_class = (record["school_code"], record["class_name"])
             offsets.setdefault(school_class, array("q")).append(position)
+            sizes.setdefault(school_class, array("l")).append(sink.tell())
+            sink.seek(0)
+            sink.truncate()
             records += 1
         position += len(line)
-    return RecordsIndex(offsets, records)
+    return RecordsIndex(offsets, sizes, records)
 
 
 def records_by_class(handle: IO[bytes], index: RecordsIndex) -> Iterator[dict[str, Any]]:

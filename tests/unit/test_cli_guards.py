@@ -13,8 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from hocba.cli.main import app
+from hocba.publishing import record_to_json
 from hocba.reference.loader import default_departments, write_reference_dir
 from hocba.reference.model import ReferenceData
+from hocba.synth import demo_schools, generate_records
 from hocba.trust import pki as demo
 from hocba.trust.pki import DemoPki, generate_demo_pki
 
@@ -156,7 +158,9 @@ def test_publish_names_the_file_and_line_of_a_bad_record(
     assert code == 2 and problem in out
 
 
-def publish(tmp_path: Path, lines: str, key: Path, chain: Path, sender: str) -> tuple[int, str]:
+def publish(
+    tmp_path: Path, lines: str, key: Path, chain: Path, sender: str, *args: str, **env: str
+) -> tuple[int, str]:
     """`hocba publish` of `lines`, to a broker nobody listens on: each mistake must be
     found before anything is sent."""
     records = tmp_path / "records.jsonl"
@@ -170,8 +174,27 @@ def publish(tmp_path: Path, lines: str, key: Path, chain: Path, sender: str) -> 
         str(chain),
         "--sender",
         sender,
+        *args,
         HOCBA_KAFKA_BOOTSTRAP="127.0.0.1:1",
+        **env,
     )
+
+
+def test_publish_refuses_a_batch_larger_than_the_worker_reads(pki: DemoPki, tmp_path: Path) -> None:
+    """It would be sent, then dead-lettered as decode.too_large where the vendor cannot see."""
+    schools = demo_schools(["01"], 1, former_to_current={"01": "01"})
+    lines = "".join(
+        json.dumps(record_to_json(r), ensure_ascii=False) + "\n"
+        for r in generate_records(schools, count=30, seed=1)
+    )
+    leaf = pki.leaves[CODE]
+    limit = {"HOCBA_MAX_MESSAGE_BYTES": "20000"}  # a class of 30 is ~30 KB; one record ~1 KB
+    code, out = publish(tmp_path, lines, leaf.key_path, leaf.chain_path, CODE, **limit)
+    assert code == 2
+    assert "over the 20,000 the Ministry's worker reads" in " ".join(out.split())
+    smaller = ("--batch-size", "5")
+    fits = publish(tmp_path, lines, leaf.key_path, leaf.chain_path, CODE, *smaller, **limit)
+    assert "cannot reach Kafka" in fits[1]  # past every check, to the broker
 
 
 def test_publish_refuses_a_key_that_is_not_the_chains(pki: DemoPki, tmp_path: Path) -> None:

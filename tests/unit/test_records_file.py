@@ -64,3 +64,14 @@ def test_lines_that_are_not_records(line: bytes, problem: str) -> None:
 
 def test_an_empty_file_indexes_no_records() -> None:
     assert index_records(io.BytesIO(b"\n\n"), REGISTRY).records == 0
+
+
+def test_the_largest_batch_is_found_by_its_encoded_bytes(records: list[dict]) -> None:
+    index = index_records(as_file(records), REGISTRY)
+    school_class, size = index.largest_batch(batch_size=5)
+    batches = [
+        (key, sum(sizes[i : i + 5])) for key, sizes in index.sizes.items() for i in range(0, 99, 5)
+    ]
+    assert (school_class, size) == max(batches, key=lambda found: found[1])
+    whole = index.largest_batch(batch_size=1_000)[1]
+    assert whole == max(sum(sizes) for sizes in index.sizes.values()) > size

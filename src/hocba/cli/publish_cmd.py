@@ -22,6 +22,10 @@ from hocba.publishing import batches, sign_batch
 from hocba.records_file import BadLine, index_records, records_by_class
 from hocba.trust.signing import load_signer
 
+# An envelope beside its records and chain: ids, times, the payload's header and the
+# signature (512 bytes for RSA-4096), rounded up.
+ENVELOPE_BYTES = 1024
+
 
 @friendly
 def publish(
@@ -38,6 +42,9 @@ def publish(
         None,
         metavar="VARIABLE",
         help="for an encrypted key: the environment variable holding its passphrase",
+    ),
+    rsa_pss: bool = typer.Option(
+        False, "--rsa-pss", help="with an RSA key: sign RSA_PSS_SHA256 instead of PKCS#1 v1.5"
     ),
     as_json: bool = typer.Option(
         False, "--json", help="print the submission ids sent (to trace a message later)"
@@ -57,7 +64,7 @@ def publish(
     if not settings.kafka_bootstrap:
         raise UserError("set HOCBA_KAFKA_BOOTSTRAP to the broker to publish to (host:port)")
     registry = load_registry()
-    signer = load_signer(key, chain, password=_password(key_password_env))
+    signer = load_signer(key, chain, rsa_pss=rsa_pss, password=_password(key_password_env))
     if signer.named_department not in (None, sender):
         raise UserError(
             f"{chain} is {signer.named_department}'s certificate (its common name), not "
@@ -74,6 +81,15 @@ def publish(
             raise UserError(f"{records_file}:{exc.number}: {exc.problem}") from None
     if not index.records:
         raise UserError(f"{records_file} holds no records: one JSON object per line")
+    (school, class_name), records_bytes = index.largest_batch(batch_size)
+    message_bytes = records_bytes + sum(map(len, signer.chain_der)) + ENVELOPE_BYTES
+    if message_bytes > settings.max_message_bytes:
+        raise UserError(
+            f"class {class_name} of school {school} makes a message of about "
+            f"{message_bytes:,} bytes with --batch-size {batch_size}, over the "
+            f"{settings.max_message_bytes:,} the Ministry's worker reads "
+            "(HOCBA_MAX_MESSAGE_BYTES): give a smaller --batch-size"
+        )
     destination = topic or settings.submissions_topic
     if not asyncio.run(topic_exists(settings.kafka_bootstrap, destination)):  # else created
         check = "--topic" if topic else "HOCBA_SUBMISSIONS_TOPIC"  # and read by no worker
