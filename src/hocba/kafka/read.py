@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 
+from hocba.kafka import REQUEST_TIMEOUT_MS
 from hocba.kafka.lag import topic_partitions, true_end_offsets
 
 
@@ -26,7 +27,11 @@ class TopicRecord:
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+    )
     try:
         await consumer.start()  # inside: a broker that cannot be reached still gets a stop()
         tps = await topic_partitions(consumer, topic)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from hocba.kafka import REQUEST_TIMEOUT_MS
 from hocba.kafka.producer import MAX_REQUEST_BYTES
 
 COMPACTED: Mapping[str, str] = {"cleanup.policy": "compact"}
@@ -21,7 +22,7 @@ async def ensure_topics(
     bootstrap: str, names: list[str], partitions: int, configs: Mapping[str, str] | None = None
 ) -> None:
     """Create the missing ones; `configs` (e.g. `COMPACTED`) applies to those created here."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
     try:
         await admin.start()  # inside: a broker that cannot be reached still gets a close()
         existing = set(await admin.list_topics())
