@@ -180,14 +180,10 @@ def test_a_name_attribute_of_the_wrong_string_type_is_malformed(
     assert reason(result) is Reason.VERIFY_CERT_MALFORMED
 
 
-def test_an_unrelated_expired_certificate_in_the_chain_does_not_break_it(
-    pki: DemoPki, verifier: Verifier
-) -> None:
-    """A CA's "full chain" bundle may carry certificates off the path, expired long ago."""
-    good = submission(pki, CODES[0])
+def _retired_root() -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "retired root")])
     key = rsa.generate_private_key(65537, 2048)
-    retired = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -198,7 +194,20 @@ def test_an_unrelated_expired_certificate_in_the_chain_does_not_break_it(
         .sign(key, hashes.SHA256())
         .public_bytes(serialization.Encoding.DER)
     )
-    bundle = dataclasses.replace(good, certificate_chain=(*good.certificate_chain, retired))
+
+
+@pytest.mark.parametrize("extra", ["long-expired root", "sha1-signed certificate"])
+def test_an_unrelated_certificate_in_the_chain_does_not_break_it(
+    pki: DemoPki, verifier: Verifier, extra: str
+) -> None:
+    """A CA's "full chain" bundle may carry certificates off the path: a root retired long
+    ago, an old one signed with SHA-1. Nothing relies on them."""
+    good = submission(pki, CODES[0])
+    if extra == "long-expired root":
+        unrelated = _retired_root()
+    else:
+        unrelated = submission(pki, demo.SHA1).certificate_chain[0]
+    bundle = dataclasses.replace(good, certificate_chain=(*good.certificate_chain, unrelated))
     leaf = pki.leaves[CODES[0]]
     assert verifier.verify(bundle, NOW) == VerifyOk(leaf.fingerprint, leaf.department_code)
 

@@ -79,22 +79,17 @@ def _rsa_cost_bounded(key: rsa.RSAPublicKey) -> bool:
     return key.key_size <= 4096 and exponent % 2 == 1 and 3 <= exponent < 2**32
 
 
-def _policy_failure(cert: x509.Certificate) -> VerifyFailure | None:
+def _key_failure(cert: x509.Certificate) -> VerifyFailure | None:
+    """A key no certificate of ours may carry, or too costly to check a signature with.
+    Applied to every certificate presented before a path is built, since building checks
+    signatures with the keys of candidate issuers."""
     who = cert.subject.rfc4514_string()
     try:
-        digest: hashes.HashAlgorithm | None = cert.signature_hash_algorithm
         key = cert.public_key()
     except UnsupportedAlgorithm as exc:
         return VerifyFailure(Reason.VERIFY_ALGORITHM_FORBIDDEN, f"{who}: {exc}")
-    except ValueError as exc:  # parsing is lazy: a bad key or algorithm field shows up here
+    except ValueError as exc:  # parsing is lazy: a bad key field shows up here
         return VerifyFailure(Reason.VERIFY_CERT_MALFORMED, f"{who}: {exc}")
-    if cert.signature_algorithm_oid != SignatureAlgorithmOID.ED25519 and not isinstance(
-        digest, _ALLOWED_HASHES
-    ):
-        used = digest.name if digest else cert.signature_algorithm_oid.dotted_string
-        return VerifyFailure(Reason.VERIFY_ALGORITHM_FORBIDDEN, f"{who} is signed with {used}")
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
-        return VerifyFailure(Reason.VERIFY_KEY_TOO_WEAK, f"{who} has a {key.key_size}-bit RSA key")
     if isinstance(key, rsa.RSAPublicKey) and not _rsa_cost_bounded(key):
         detail = f"{who} has an RSA key no CA issues ({key.key_size} bits, exponent of "
         detail += f"{key.public_numbers().e.bit_length()} bits)"
@@ -105,6 +100,28 @@ def _policy_failure(cert: x509.Certificate) -> VerifyFailure | None:
         )
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
         return VerifyFailure(Reason.VERIFY_ALGORITHM_FORBIDDEN, f"{who} has a forbidden key type")
+    return None
+
+
+def _policy_failure(cert: x509.Certificate) -> VerifyFailure | None:
+    """The signature hash and key strength of a certificate the path relies on (the leaf,
+    and the presented CAs on the path). A CA's bundle may carry certificates off the path,
+    an old SHA-1 root say: those are not relied on, and do not refuse the message."""
+    who = cert.subject.rfc4514_string()
+    try:
+        digest: hashes.HashAlgorithm | None = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm as exc:
+        return VerifyFailure(Reason.VERIFY_ALGORITHM_FORBIDDEN, f"{who}: {exc}")
+    except ValueError as exc:  # parsing is lazy: a bad algorithm field shows up here
+        return VerifyFailure(Reason.VERIFY_CERT_MALFORMED, f"{who}: {exc}")
+    if cert.signature_algorithm_oid != SignatureAlgorithmOID.ED25519 and not isinstance(
+        digest, _ALLOWED_HASHES
+    ):
+        used = digest.name if digest else cert.signature_algorithm_oid.dotted_string
+        return VerifyFailure(Reason.VERIFY_ALGORITHM_FORBIDDEN, f"{who} is signed with {used}")
+    key = cert.public_key()  # parsed by `_key_failure` already
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+        return VerifyFailure(Reason.VERIFY_KEY_TOO_WEAK, f"{who} has a {key.key_size}-bit RSA key")
     return None
 
 
@@ -167,15 +184,23 @@ def _validate(store: TrustStore, ders: Sequence[bytes], now: datetime) -> _Chain
             certs.append(_load_certificate(der))
         except _MALFORMED as exc:
             return VerifyFailure(Reason.VERIFY_CERT_MALFORMED, f"certificate {index}: {exc}")
-    failure = next(filter(None, map(_policy_failure, certs)), None)
+    failure = next(filter(None, map(_key_failure, certs)), None) or _policy_failure(certs[0])
     if failure is not None:
         return failure
     leaf, fp = certs[0], certs[0].fingerprint(hashes.SHA256()).hex()
     try:
         path = _path(store, certs, now)
     except (VerificationError, ValueError) as exc:
+        # With no path, a CA below policy is the likelier cause, and the more useful reason.
+        failure = next(filter(None, map(_policy_failure, certs[1:])), None)
+        if failure is not None:
+            return failure
         untrusted = VerifyFailure(Reason.VERIFY_CHAIN_UNTRUSTED, str(exc))
         return _Chain(leaf.public_key(), untrusted, 0, 0, None, fp, "")
+    relied_on = [c for c in path[1:] if c in certs[1:]]
+    failure = next(filter(None, map(_policy_failure, relied_on)), None)
+    if failure is not None:
+        return failure
     status = _status(store, path, fp)
     return _Chain(
         leaf_key=leaf.public_key(),
