@@ -130,6 +130,21 @@ def test_departments_sort_by_figures_descending_then_code() -> None:
     assert [d.code for d in by_code] == ["SGD-2024-01", "SGD-2024-74", "SGD-2024-79"]
 
 
+def test_names_sort_as_a_vietnamese_reader_expects() -> None:
+    names = ["Sở GD&ĐT Đồng Nai", "Sở GD&ĐT Bình Định", "Sở GD&ĐT Yên Bái", "Sở GD&ĐT Bạc Liêu"]
+    rows = [
+        dict(department(f"SGD-2024-{n:02}", 2024, "01"), name=name) for n, name in enumerate(names)
+    ]
+    report = build_report("2023-2024", [1], rows, [], [])
+    by_name = sort_departments(report.departments, SortKey.NAME)
+    assert [d.name.removeprefix("Sở GD&ĐT ") for d in by_name] == [
+        "Bạc Liêu",
+        "Bình Định",
+        "Đồng Nai",  # with D, not after Y as in code-point order
+        "Yên Bái",
+    ]
+
+
 def test_html_is_self_contained_and_escaped() -> None:
     report = build_report("2023-2024", [1], [department("SGD-2024-79", 2024, "79")], CELLS[:1], [])
     activity = Activity(((LANDED, 30),), (("decode.not_avro", 2),))

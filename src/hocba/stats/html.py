@@ -119,7 +119,9 @@ def render_report(report: ProgressReport, activity: Activity, generated_at: date
             time_points(activity.records_by_hour),
             width=CHART_WIDTH,
         ).svg
-        + hbar_chart("Dead letters by reason (messages)", dead, width=CHART_WIDTH).svg
+        + hbar_chart(
+            "Dead letters by reason (messages, every school year)", dead, width=CHART_WIDTH
+        ).svg
         + "<h2>Departments</h2>"
         + _department_table(report)
     )

@@ -8,6 +8,7 @@ coverage cells (province × grade), which never share a record key, so sums are 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
@@ -212,10 +213,21 @@ def breakdown(report: ProgressReport, by: Breakdown) -> tuple[BreakdownRow, ...]
     )
 
 
+def vietnamese_order(text: str) -> tuple[str, str]:
+    """Alphabetical as a Vietnamese reader expects, near enough: the letters without their
+    marks first (Đ with D), then the marks. Code-point order put Bình Định before Bạc Liêu
+    and every Đ… name after Y."""
+    decomposed = unicodedata.normalize("NFD", text.casefold()).replace("đ", "d")
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return letters, text
+
+
 def sort_departments(rows: Sequence[DepartmentProgress], key: SortKey) -> list[DepartmentProgress]:
     """Codes and names ascending; figures descending (largest first), ties by code."""
-    if key in (SortKey.CODE, SortKey.NAME):
-        return sorted(rows, key=lambda d: (getattr(d, key.value), d.code))
+    if key is SortKey.CODE:
+        return sorted(rows, key=lambda d: d.code)
+    if key is SortKey.NAME:
+        return sorted(rows, key=lambda d: (vietnamese_order(d.name), d.code))
     field = "coverage_pct" if key is SortKey.COVERAGE else key.value
     return sorted(rows, key=lambda d: (-(getattr(d, field) or 0), d.code))
 
