@@ -11,7 +11,7 @@ import pytest
 
 from hocba.domain.columns import RECORD_COLUMNS
 from hocba.stats import queries
-from hocba.stats.html import render_report, time_points
+from hocba.stats.html import coverage_chart, render_report, time_points
 from hocba.stats.report import (
     Activity,
     Breakdown,
@@ -143,6 +143,26 @@ def test_names_sort_as_a_vietnamese_reader_expects() -> None:
         "Đồng Nai",  # with D, not after Y as in code-point order
         "Yên Bái",
     ]
+
+
+def test_the_coverage_chart_speaks_the_edition_of_the_years_departments() -> None:
+    """Codes collide across editions (24: Bắc Giang, then Bắc Ninh): a 2025-2026 chart of the
+    63 former provinces beside a table of the 34 showed one code with two names."""
+    provinces = [
+        {"edition": 2024, "code": "74", "name": "Bình Dương"},
+        {"edition": 2024, "code": "79", "name": "TP. Hồ Chí Minh"},
+        {"edition": 2025, "code": "79", "name": "TP. Hồ Chí Minh"},
+    ]
+    year_of_the_34 = build_report(
+        "2025-2026", [1], [department("SGD-2025-79", 2025, "79")], CELLS[:2], [], provinces
+    )
+    chart = coverage_chart(year_of_the_34).svg
+    assert "the 34 provinces" in chart and "Bình Dương" not in chart
+    assert "66.67 % (40 / 60)" in chart  # 79 with the merged 74: (30 + 10) / (40 + 20)
+    year_of_the_63 = build_report(
+        "2023-2024", [1], [department("SGD-2024-79", 2024, "79")], CELLS[:2], [], provinces
+    )
+    assert "Bình Dương" in coverage_chart(year_of_the_63).svg
 
 
 def test_html_is_self_contained_and_escaped() -> None:

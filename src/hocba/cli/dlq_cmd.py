@@ -136,7 +136,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table = Table(title, "dead letters")
         for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
             table.add_row(name, str(n))
-        console.print(table)
+        print_whole(table)  # reason codes and senders are copied into the next command
     for sample in summary["samples"]:
         console.print_json(json.dumps(sample, ensure_ascii=False))
 

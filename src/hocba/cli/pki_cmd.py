@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hocba.cli.errors import friendly
 from hocba.cli.runtime import require_empty_dir
+from hocba.cli.tables import print_whole
 
 app = typer.Typer(
     help="Demo PKI: a root and issuing CA and Department certificates.", no_args_is_help=True
@@ -58,8 +58,6 @@ def demo(
         )
         return
     table = Table("leaf", "department", "algorithm", "key", "chain", title=f"demo PKI in {out_dir}")
-    for column in table.columns[3:]:
-        column.overflow = "fold"  # paths are for copying: never cut short
     for name, f in pki.leaves.items():
         table.add_row(name, f.department_code, f.algorithm, str(f.key_path), str(f.chain_path))
-    Console().print(table)
+    print_whole(table)  # paths are for copying: never cut or folded

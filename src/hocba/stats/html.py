@@ -36,7 +36,12 @@ def _color(pct: float | None) -> str:
 
 
 def coverage_chart(report: ProgressReport) -> Chart:
-    """The main chart: coverage of expected enrolment by former province."""
+    """The main chart: coverage of expected enrolment by province of the edition whose
+    Departments report the year: the 63 former provinces up to 2024-2025, the 34 current
+    ones after. The other edition's codes collide (24 is Bắc Giang in one, Bắc Ninh in the
+    other), so the chart must speak the table's edition."""
+    current = any(d.edition == 2025 for d in report.departments)  # the 34 provinces
+    by = Breakdown.PROVINCE_2025 if current else Breakdown.PROVINCE
     bars = [
         Bar(
             f"{row.key} {row.name}",
@@ -44,10 +49,11 @@ def coverage_chart(report: ProgressReport) -> Chart:
             f"{_pct(row.coverage_pct)} ({row.records:,} / {row.expected:,})",
             _color(row.coverage_pct),
         )
-        for row in breakdown(report, Breakdown.PROVINCE)
+        for row in breakdown(report, by)
     ]
     grades = ", ".join(str(g) for g in report.grades)
-    title = f"Coverage by province, {report.school_year}, grades {grades}"
+    provinces = "the 34 provinces" if current else "the 63 former provinces"
+    title = f"Coverage by province ({provinces}), {report.school_year}, grades {grades}"
     return hbar_chart(title, bars, max_value=100.0, width=CHART_WIDTH)
 
 
