@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from hocba.domain.reasons import Reason
 from hocba.kafka.producer import Outgoing
 from hocba.pipeline.codec import SchemaRegistry, load_registry
 from hocba.publishing import (
@@ -27,7 +28,7 @@ from hocba.publishing import (
 from hocba.reference.loader import default_departments, write_reference_dir
 from hocba.reference.model import ExpectedEnrollment, ReferenceData, School
 from hocba.reference.provinces import former_to_current, provinces_2024, provinces_2025
-from hocba.synth import demo_schools, generate_records
+from hocba.synth import corrupt_record, demo_schools, generate_records
 from hocba.trust.pki import RSA, extra_leaf_name, generate_demo_pki
 from hocba.trust.signing import Signer, load_signer, sign
 
@@ -186,7 +187,7 @@ def bad_messages(
         vendor="demo-vendor",
     )
     fresh = [_new_student(r, n) for n, r in enumerate(sample)]
-    invalid = dict(fresh[0], grade=fresh[0]["grade"] + 6 if fresh[0]["grade"] < 6 else 1)
+    invalid = corrupt_record(fresh[0], Reason.VALIDATE_GRADE_LEVEL)
     mixed = encode_payload(registry, [invalid, *fresh[1:]])
     _, mixed_value = build_submission(
         registry,
