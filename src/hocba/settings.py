@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_PSEUDONYM_KEY = "hocba-demo-pseudonym-key-change-me"
+MIN_PSEUDONYM_KEY_CHARS = 24  # `openssl rand -base64 16`: 128 bits
 
 
 class Settings(BaseSettings):
@@ -76,7 +77,8 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr = Field(
         default=SecretStr(DEMO_PSEUDONYM_KEY),
         description="HMAC key of the pseudonyms that replace personal IDs and names: a "
-        "secret of 32 random bytes or more (`openssl rand -base64 32`)",
+        "secret of 16 random bytes or more (`openssl rand -base64 32`); changing it re-keys "
+        "every student, so set it once",
     )
     keep_identity: bool = Field(
         default=False, description="store raw personal IDs and names (off: pseudonyms only)"
@@ -126,8 +128,11 @@ def pseudonym_key_problem(settings: Settings) -> str | None:
     key = settings.pseudonym_key.get_secret_value()
     if key == DEMO_PSEUDONYM_KEY or "change-me" in key.lower():
         return "HOCBA_PSEUDONYM_KEY is the published demo key or a placeholder"
-    if len(key) < 32:
-        return f"HOCBA_PSEUDONYM_KEY has {len(key)} characters, fewer than 32"
+    if len(key) < MIN_PSEUDONYM_KEY_CHARS:
+        return (
+            f"HOCBA_PSEUDONYM_KEY has {len(key)} characters, fewer than the "
+            f"{MIN_PSEUDONYM_KEY_CHARS} of 16 random bytes in base64"
+        )
     return None
 
 

@@ -8,8 +8,10 @@ code runs here too; `server` needs a real ClickHouse at HOCBA_CLICKHOUSE_URL.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -284,3 +286,27 @@ def test_open_store_defaults_to_chdb_with_schema(tmp_path: Path) -> None:
     finally:
         store.close()
     assert (tmp_path / "chdb").is_dir()
+
+
+@pytest.mark.parametrize(("scheme", "tls"), [("https", True), ("http", False)])
+def test_the_url_scheme_decides_tls(scheme: str, tls: bool) -> None:
+    """clickhouse-connect reads host, port and credentials from a DSN, not its scheme: an
+    https URL on a port other than 443/8443 went out as plain HTTP, the password in clear.
+    A local listener sees the first bytes: a TLS handshake starts with 0x16."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    first: list[bytes] = []
+
+    def accept() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            first.append(connection.recv(1))
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    with pytest.raises(ConnectionError, match=f"cannot reach ClickHouse at 127.0.0.1:{port}"):
+        timeouts = "connect_timeout=2&send_receive_timeout=2"  # DSN parameters, as a user may
+        ServerStore(f"{scheme}://u:secret@127.0.0.1:{port}/?{timeouts}", "hocba")
+    thread.join(timeout=10)
+    listener.close()
+    assert (first[0] == b"\x16") is tls

@@ -80,8 +80,8 @@ def test_an_invalid_value_is_one_line_naming_the_variable(variable: str, value: 
     [
         (None, "the published demo key or a placeholder"),
         ("CHANGE-ME-to-32-random-bytes-base64", "the published demo key or a placeholder"),
-        ("short-secret", "has 12 characters, fewer than 32"),
-        ("k2Jv9Qm4Xr7Tz1Lw8Ns5Hd3Pf6Gb0Yc=", None),
+        ("short-secret", "has 12 characters, fewer than the 24 of 16 random bytes"),
+        ("k2Jv9Qm4Xr7Tz1Lw8Ns5Hd==", None),  # `openssl rand -base64 16`: 128 bits
     ],
 )
 def test_a_pseudonym_key_anyone_could_know_is_named(key: str | None, problem: str | None) -> None:
@@ -91,21 +91,18 @@ def test_a_pseudonym_key_anyone_could_know_is_named(key: str | None, problem: st
 
 
 def test_a_worker_on_a_clickhouse_server_refuses_the_demo_key() -> None:
-    """Before it connects to anything: the URL points nowhere."""
+    """Before it connects to anything: the URL points nowhere. No key set: the demo's."""
     done = subprocess.run(
         [sys.executable, "-m", "hocba.cli.main", "worker"],
-        env={
-            **os.environ,
-            "HOCBA_CLICKHOUSE_URL": "http://127.0.0.1:1/",
-            "HOCBA_PSEUDONYM_KEY": "",
-        },
+        env={**os.environ, "HOCBA_CLICKHOUSE_URL": "http://127.0.0.1:1/"},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 2
-    assert "HOCBA_PSEUDONYM_KEY has 0 characters" in done.stderr
+    assert "HOCBA_PSEUDONYM_KEY is the published demo key" in done.stderr
+    assert "a new key re-keys every student" in " ".join(done.stderr.split())
 
 
 @pytest.mark.parametrize("url", ["notaurl", "ftp://ch:21/", "http:///nohost"])
@@ -123,7 +120,6 @@ def test_an_unreachable_clickhouse_is_one_line() -> None:
         app, ["stats"], env={"HOCBA_CLICKHOUSE_URL": f"http://u:{PASSWORD}@127.0.0.1:1/"}
     )
     assert result.exit_code == 2
-    assert result.stderr.splitlines() == [
-        "error: cannot reach ClickHouse at 127.0.0.1:1 ([Errno 111] Connection refused): is it "
-        "up, and HOCBA_CLICKHOUSE_URL right?"
-    ]
+    [line] = result.stderr.splitlines()  # the errno of "Connection refused" differs by OS
+    assert line.startswith("error: cannot reach ClickHouse at 127.0.0.1:1 ([Errno ")
+    assert line.endswith("Connection refused): is it up, and HOCBA_CLICKHOUSE_URL right?")

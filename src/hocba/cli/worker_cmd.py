@@ -48,7 +48,10 @@ def worker(
     weak_key = pseudonym_key_problem(settings)
     stderr = Console(stderr=True)
     if weak_key and settings.clickhouse_url:
-        raise UserError(f"{weak_key}: set it to a secret, e.g. $(openssl rand -base64 32)")
+        raise UserError(
+            f"{weak_key}: set it to a secret, e.g. $(openssl rand -base64 32), and keep it: a "
+            "new key re-keys every student, so records already landed would not match again"
+        )
     if weak_key:
         stderr.print(f"warning: {weak_key}; good for a demo, never for real records")
     with kafka(settings) as bootstrap:

@@ -39,10 +39,15 @@ from hocba.store.schema import schema_statements
 
 def _connect(url: str) -> Any:
     """A client, or one line on why not: clickhouse-connect's message is a paragraph."""
+    parts = urlsplit(url)
+    # clickhouse-connect takes host, port and credentials from the DSN but not its scheme:
+    # https://host/ would go out as plain HTTP to port 8123, the password in clear.
+    interface = parts.scheme if parts.scheme in ("http", "https") else None
     try:
-        return clickhouse_connect.get_client(dsn=url, autogenerate_session_id=False)
+        return clickhouse_connect.get_client(
+            dsn=url, interface=interface, autogenerate_session_id=False
+        )
     except ClickHouseError as exc:
-        parts = urlsplit(url)
         cause = re.search(r"\[Errno -?\d+\] [^\"')]+|Code: \d+\. DB::Exception: [^.(]+", str(exc))
         raise ConnectionError(
             f"cannot reach ClickHouse at {parts.hostname}:{parts.port or 'default port'} "
