@@ -153,7 +153,7 @@ def _partial_rejection(checked: Checked, errors: Sequence[RecordError]) -> Rejec
 
 
 def _record_errors(checked: Checked, result: Classified) -> tuple[RecordError, ...]:
-    """The message's failed records: its rules' failures, then its revision conflicts."""
+    """The message's failed records, rule failures and revision conflicts, in record order."""
     conflicts = (
         RecordError(
             row["idx"],
@@ -413,7 +413,14 @@ def land_staged_batch(
             rejections.append(_partial_rejection(message, errors))
         else:
             complete.append(message.item.submission.submission_id)
-        outcome = "partial" if errors else "accepted" if lands else "duplicate"
+        # A message that lands nothing and fails records is dead-lettered, as `_check` makes
+        # one whose every record failed a rule: "partial" means some records landed.
+        outcome = (
+            ("partial" if lands else "dead_lettered")
+            if errors
+            else ("accepted" if lands else "duplicate")
+        )
+        counts["dead_lettered"] += outcome == "dead_lettered"
         reason = str(errors[0].code) if errors else ""
         outcomes[(outcome, reason)] += 1
         figures = {

@@ -36,7 +36,7 @@ class BadLine(ValueError):
 @dataclass(frozen=True, slots=True)
 class RecordsIndex:
     """Where each class's lines start and how many Avro bytes each record encodes to, in file
-    order: twelve bytes a record."""
+    order: sixteen bytes a record."""
 
     offsets: dict[SchoolClass, array[int]]
     sizes: dict[SchoolClass, array[int]]

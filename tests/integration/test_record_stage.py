@@ -356,9 +356,12 @@ def test_a_record_changed_without_a_higher_revision_is_dead_lettered_not_dropped
         land_and_audit(store, process_batch([message(first)], world.ctx), "t")
         changed = {**first, "days_absent": first["days_absent"] + 1}  # same revision
         result = land_and_audit(store, process_batch([message(second, changed)], world.ctx), "t")
+        alone = land_and_audit(store, process_batch([message(changed)], world.ctx), "t")
         kept = store.query("SELECT days_absent FROM conflict.records FINAL ORDER BY student_key")
     finally:
         store.close()
+    nothing_landed = {k: n for k, n in alone.outcomes.items() if n}  # as for failed rules
+    assert nothing_landed == {("dead_lettered", "dedupe.revision_conflict"): 1}
     [letter] = result.rejected
     assert letter.code is Reason.DEDUPE_REVISION_CONFLICT
     assert [(e.index, e.code) for e in letter.record_errors] == [

@@ -7,6 +7,7 @@ import functools
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from hocba.domain.messages import Submission
 from hocba.domain.reasons import Reason
+from hocba.pipeline import verify as verify_module
 from hocba.pipeline.verify import Verifier, VerifyFailure, VerifyOk, VerifyResult
 from hocba.trust import pki as demo
 from hocba.trust.pki import DemoPki, generate_demo_pki
@@ -311,3 +313,22 @@ def test_arbitrary_bytes_never_raise(
     sub = submission(pki, CODES[0], certificate_chain=tuple(chain), signature=signature)
     result = Verifier(store).verify(sub, NOW)
     assert reason(result) in {Reason.VERIFY_CHAIN_EMPTY, Reason.VERIFY_CERT_MALFORMED}
+
+
+def test_an_untrusted_chain_is_built_once_when_a_second_try_could_not_differ(
+    pki: DemoPki, store: TrustStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender can force a cache miss by changing bytes in a certificate: each miss must
+    not cost two identical path builds."""
+    builds: list[datetime] = []
+    real = verify_module.build_chain
+
+    def counted(*args: Any) -> Any:
+        builds.append(args[3])
+        return real(*args)
+
+    monkeypatch.setattr(verify_module, "build_chain", counted)
+    untrusted = submission(pki, demo.UNTRUSTED)
+    result = Verifier(store).verify(untrusted, NOW)
+    assert reason(result) is Reason.VERIFY_CHAIN_UNTRUSTED
+    assert len(builds) == 1

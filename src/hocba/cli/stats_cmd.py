@@ -42,7 +42,7 @@ def _school_year(value: str | None) -> str | None:
 SCHOOL_YEAR_OPTION = typer.Option(
     None,
     "--school-year",
-    help="e.g. 2023-2024 (default: the latest in the store)",
+    help="e.g. 2023-2024 (default: the latest with records landed)",
     callback=_school_year,
 )
 GRADE_OPTION = typer.Option(

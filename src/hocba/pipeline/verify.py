@@ -164,16 +164,17 @@ def _path(
     first at a time the leaf holds, then at one every presented certificate holds; a CA's
     bundle may carry an unrelated certificate long expired, which the second alone would
     turn into an impossible time."""
-    failure: Exception | None = None
+    times = []
     for considered in (certs[:1], certs):
         start = max(c.not_valid_before_utc for c in considered)
         end = min(c.not_valid_after_utc for c in considered)
-        try:
-            return build_chain(store, certs[0], certs[1:], min(max(now, start), end))
-        except (VerificationError, ValueError) as exc:
-            failure = exc
-    assert failure is not None  # the loop ran, and each try failed
-    raise failure
+        times.append(min(max(now, start), end))
+    try:
+        return build_chain(store, certs[0], certs[1:], times[0])
+    except (VerificationError, ValueError):
+        if times[1] == times[0]:  # the same build again would fail the same way
+            raise
+    return build_chain(store, certs[0], certs[1:], times[1])
 
 
 def _validate(store: TrustStore, ders: Sequence[bytes], now: datetime) -> _Chain | VerifyFailure:
