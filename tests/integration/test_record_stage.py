@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ import pytest
 from hocba.domain.columns import ENRICHED_COLUMNS
 from hocba.domain.messages import RawMessage
 from hocba.domain.reasons import Reason
-from hocba.landing import RecordStage
+from hocba.landing import RecordStage, stage_prepared
 from hocba.pipeline.codec import RECORD_BATCH, decode, load_registry
 from hocba.pipeline.process import process_batch
 from hocba.pipeline.record_sql import STAGING_TABLE
@@ -32,10 +35,12 @@ from hocba.reference.model import ReferenceData, School
 from hocba.reference.tables import mirror_reference
 from hocba.store.chdb_store import ChdbStore
 from hocba.synth import CORRUPTION_KINDS, corrupt_record, generate_records
-from tests.fuzz.test_fuzz_stages import World, land_and_audit, raw
+from tests.fuzz.test_fuzz_stages import LANDING, World, land_and_audit, raw
 from tests.unit.test_validate import _SCHOOLS, BASES, CASES
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 KEY = b"test-pseudonym-key"
 TAN_AN = School("TH-72-001", "Trường TH Tân An", ("PRIMARY",), "public", "80", "80")
@@ -394,3 +399,43 @@ def test_text_that_is_not_utf8_is_malformed_and_never_lands(
         mirror_reference(stager.store, _reference(TAN_AN, *_SCHOOLS))
     assert [(r.message, r.code) for r in result.rejected] == [(broken, Reason.DECODE_MALFORMED)]
     assert result.outcomes[("dead_lettered", Reason.DECODE_MALFORMED)] == 1  # the one
+
+
+def staged_hash(directory: str) -> str:
+    """The content hash chDB stages for a record with a confirmation time. Run in a process
+    of its own by the test below: chDB takes its time zone from TZ when it starts."""
+    world = World(Path(directory) / "world")
+    confirmed = datetime(2024, 5, 29, 9, 30, tzinfo=UTC)
+    record = {**world.scenario.records[0], "principal_confirmed_at": confirmed}
+    store = ChdbStore(Path(directory) / "chdb", "zone")
+    store.ensure_schema()
+    mirror_reference(store, world.ctx.reference)
+    value = raw(world.envelope(encode_payload(world.registry, [record])))
+    stage_prepared(store, process_batch([value], world.ctx), LANDING)
+    [row] = store.staged()
+    store.close()
+    return str(row["content_hash"])
+
+
+def test_a_records_hash_is_the_same_in_every_time_zone(tmp_path: Path) -> None:
+    """The hash decides duplicates and revision conflicts: a worker in another zone (or a
+    move to a server configured otherwise) must not turn every re-sent record into a
+    conflict."""
+    hashes = [
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from tests.integration.test_record_stage import staged_hash; "
+                f"print(staged_hash({str(tmp_path / zone.replace('/', '-'))!r}))",
+            ],
+            env={**os.environ, "TZ": zone},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout.strip()
+        for zone in ("UTC", "Asia/Ho_Chi_Minh")
+    ]
+    assert len(hashes[0]) == 64 and hashes[0] == hashes[1]

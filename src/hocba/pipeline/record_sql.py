@@ -398,8 +398,11 @@ def stage_sql(database: str, staging: str, source: str) -> str:
         " AND p25.code = s.province_code_2025"
         f" LEFT JOIN {db}.departments AS d ON d.code = {department}"
         # Short-circuit evaluation of multiIf costs more than it saves with these lambdas
-        # (validation alone: 58k → 104k rows/s here).
-        " SETTINGS short_circuit_function_evaluation = 'disable', join_use_nulls = 0"
+        # (validation alone: 58k → 104k rows/s here). The text of a record renders its
+        # DateTime64 in the session's zone: UTC, so that its hash (which decides duplicates
+        # and revision conflicts) is the same on every server and process.
+        " SETTINGS short_circuit_function_evaluation = 'disable', join_use_nulls = 0,"
+        " session_timezone = 'UTC'"
     )
 
 
