@@ -85,11 +85,26 @@ def index_records(lines: Iterable[bytes], registry: SchemaRegistry) -> RecordsIn
 
 
 def records_by_class(handle: IO[bytes], index: RecordsIndex) -> Iterator[dict[str, Any]]:
-    """The indexed records, classes in (school, class) order, each class in file order."""
+    """The indexed records, classes in (school, class) order, each class in file order.
+
+    A file rewritten since it was indexed would hand back lines nobody checked, in the wrong
+    batches: a record that is not of its indexed class, or not a record, stops the read."""
     for school_class in sorted(index.offsets):
         for offset in index.offsets[school_class]:
             handle.seek(offset)
-            yield record_from_json(json.loads(handle.readline()))
+            try:
+                record = record_from_json(json.loads(handle.readline()))
+                found = (record["school_code"], record["class_name"])
+            except (ValueError, TypeError, KeyError):
+                found = None
+            if found != school_class:
+                raise ValueError(
+                    f"{getattr(handle, 'name', 'the file')} changed while it was published "
+                    f"(byte {offset} is no longer a record of class {school_class[1]} of "
+                    f"school {school_class[0]}): publish again once the file is final; "
+                    "records already sent count as duplicates"
+                )
+            yield record
 
 
 def _parse(line: bytes, number: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from hocba.pipeline.codec import load_registry
-from hocba.publishing import record_to_json
+from hocba.publishing import encode_payload, record_to_json
 from hocba.records_file import BadLine, index_records, records_by_class
 from hocba.synth import demo_schools, generate_records
 
@@ -66,12 +66,26 @@ def test_an_empty_file_indexes_no_records() -> None:
     assert index_records(io.BytesIO(b"\n\n"), REGISTRY).records == 0
 
 
-def test_the_largest_batch_is_found_by_its_encoded_bytes(records: list[dict]) -> None:
+def test_the_largest_batch_is_measured_in_the_bytes_it_will_encode_to(
+    records: list[dict],
+) -> None:
+    """A payload is its 10-byte header, the array's count (one byte here), the records and
+    the array's end: the index must know the records' part exactly, before any signing."""
     index = index_records(as_file(records), REGISTRY)
-    school_class, size = index.largest_batch(batch_size=5)
-    batches = [
-        (key, sum(sizes[i : i + 5])) for key, sizes in index.sizes.items() for i in range(0, 99, 5)
-    ]
-    assert (school_class, size) == max(batches, key=lambda found: found[1])
-    whole = index.largest_batch(batch_size=1_000)[1]
-    assert whole == max(sum(sizes) for sizes in index.sizes.values()) > size
+    for batch_size in (5, 1_000):
+        school_class, size = index.largest_batch(batch_size)
+        of_class = [r for r in records if (r["school_code"], r["class_name"]) == school_class]
+        payloads = {
+            len(encode_payload(REGISTRY, of_class[start : start + batch_size]))
+            for start in range(0, len(of_class), batch_size)
+        }
+        assert 10 + 1 + size + 1 == max(payloads)
+    assert index.largest_batch(1_000)[1] > index.largest_batch(5)[1]
+
+
+def test_a_file_rewritten_between_the_passes_stops_the_read(records: list[dict]) -> None:
+    """Its new lines were never checked, and would land in the wrong class's batches."""
+    index = index_records(as_file(records), REGISTRY)
+    rewritten = as_file(list(reversed(records)))
+    with pytest.raises(ValueError, match="changed while it was published"):
+        list(records_by_class(rewritten, index))
