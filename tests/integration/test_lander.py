@@ -169,3 +169,31 @@ def test_an_audit_insert_that_failed_is_retried_without_deciding_again(tmp_path:
     landed = result.counts["records_landed"]
     assert landed > 0
     assert audit == [{"outcome": "accepted", "landed": landed}]
+
+
+def test_an_audit_insert_whose_reply_was_lost_is_not_written_twice(tmp_path: Path) -> None:
+    """The insert committed, then the connection dropped: the retry sends the same rows."""
+    world = World(tmp_path / "world")
+    prepared = process_batch([raw(v) for v in world.valid], world.ctx)
+
+    async def scenario() -> list[dict[str, Any]]:
+        lander = _lander(world, tmp_path / "state")
+        try:
+            await lander.open()
+            store = lander.stores[0]
+            insert = store.insert_rows
+            lost = [ConnectionError("the reply was lost")]
+
+            def insert_then_lose_the_reply(table_name: str, rows: Any) -> None:
+                insert(table_name, rows)
+                if table_name == "submissions" and lost:
+                    raise lost.pop()
+
+            store.insert_rows = insert_then_lose_the_reply  # type: ignore[method-assign]
+            await lander.land(prepared)
+            assert not lost  # the reply was lost once
+            return await lander.read("SELECT count() AS n FROM hocba.submissions", {})
+        finally:
+            await lander.stop()
+
+    assert asyncio.run(scenario()) == [{"n": len(world.valid)}]

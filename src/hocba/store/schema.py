@@ -8,7 +8,9 @@ Engines:
   revision) replaces the row under `FINAL`/after merges. `non_replicated_deduplication_window`
   makes ClickHouse remember the last block ids, so an insert that repeats an
   `insert_deduplication_token` is dropped (replicated tables do this by default).
-- `submissions`, `dead_letters`: append-only MergeTree audit logs.
+- `submissions`, `dead_letters`: append-only MergeTree audit logs, with the same window, so
+  that an audit insert retried after its reply was lost is dropped (stores created before
+  this window keep appending such a retry).
 - Reference tables: plain MergeTree, replaced wholesale on each load (filled beside the old
   set, then swapped in by `REPLACE PARTITION`, `store.base.replace_reference_rows`): small, loaded
   as a complete set, and a replace leaves no stale row that a ReplacingMergeTree would keep
@@ -32,7 +34,7 @@ from hocba.domain.columns import (
 )
 from hocba.stats.views import view_statements
 
-DEDUP_WINDOW = 10_000  # inserts whose block ids `records` remembers
+DEDUP_WINDOW = 10_000  # inserts whose block ids a table remembers
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +59,15 @@ TABLES: dict[str, TableSpec] = {
             partition_by="school_year",
             settings=f"non_replicated_deduplication_window = {DEDUP_WINDOW}",
         ),
+        # The audit logs remember block hashes too: an insert that committed but whose reply
+        # was lost is retried by the lander with the very same rows, and dropped.
         TableSpec(
             "submissions",
             SUBMISSION_COLUMNS,
             "MergeTree",
             ("sender_code", "received_at", "submission_id"),
             partition_by="toYYYYMM(received_at)",
+            settings=f"non_replicated_deduplication_window = {DEDUP_WINDOW}",
         ),
         TableSpec(
             "dead_letters",
@@ -70,6 +75,7 @@ TABLES: dict[str, TableSpec] = {
             "MergeTree",
             ("code", "failed_at"),
             partition_by="toYYYYMM(failed_at)",
+            settings=f"non_replicated_deduplication_window = {DEDUP_WINDOW}",
         ),
         TableSpec("provinces", PROVINCE_COLUMNS, "MergeTree", ("edition", "code"), reference=True),
         TableSpec(
