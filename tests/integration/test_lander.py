@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -134,9 +135,14 @@ def test_batches_staged_side_by_side_both_see_a_reference_change(tmp_path: Path)
     assert [r.counts["records_landed"] for r in landed] == [2, 2]
 
 
-def test_an_audit_insert_that_failed_is_retried_without_deciding_again(tmp_path: Path) -> None:
-    """The records landed, then writing the audit failed. Retrying the whole landing would
-    find the batch's own records landed and audit them as duplicates."""
+Insert = Callable[[str, Any], None]
+
+
+def land_with_a_faulty_store(
+    tmp_path: Path, faulty: Callable[[Insert], Insert], sql: str
+) -> tuple[Any, list[dict[str, Any]], World]:
+    """Land the world's valid messages through a store whose inserts `faulty` wraps, then
+    read `sql`: a real chDB store, with one fault injected where a connection would fail."""
     world = World(tmp_path / "world")
     prepared = process_batch([raw(v) for v in world.valid], world.ctx)
 
@@ -145,27 +151,31 @@ def test_an_audit_insert_that_failed_is_retried_without_deciding_again(tmp_path:
         try:
             await lander.open()
             store = lander.stores[0]
-            insert = store.insert_rows
-            outage = [ConnectionError("the connection dropped")]
-
-            def insert_after_one_outage(table_name: str, rows: Any) -> None:
-                if table_name == "submissions" and outage:
-                    raise outage.pop()
-                insert(table_name, rows)
-
-            store.insert_rows = insert_after_one_outage  # type: ignore[method-assign]
+            store.insert_rows = faulty(store.insert_rows)  # type: ignore[method-assign]
             result = await lander.land(prepared)
-            audit = await lander.read(
-                "SELECT outcome, sum(records_landed) AS landed FROM hocba.submissions"
-                " GROUP BY outcome",
-                {},
-            )
-            assert not outage  # the insert did fail once
-            return result, audit
+            return result, await lander.read(sql, {})
         finally:
             await lander.stop()
 
-    result, audit = asyncio.run(scenario())
+    return (*asyncio.run(scenario()), world)
+
+
+def test_an_audit_insert_that_failed_is_retried_without_deciding_again(tmp_path: Path) -> None:
+    """The records landed, then writing the audit failed. Retrying the whole landing would
+    find the batch's own records landed and audit them as duplicates."""
+    outage = [ConnectionError("the connection dropped")]
+
+    def fail_once(insert: Insert) -> Insert:
+        def insert_after_one_outage(table_name: str, rows: Any) -> None:
+            if table_name == "submissions" and outage:
+                raise outage.pop()
+            insert(table_name, rows)
+
+        return insert_after_one_outage
+
+    sql = "SELECT outcome, sum(records_landed) AS landed FROM hocba.submissions GROUP BY outcome"
+    result, audit, _ = land_with_a_faulty_store(tmp_path, fail_once, sql)
+    assert not outage  # the insert did fail once
     landed = result.counts["records_landed"]
     assert landed > 0
     assert audit == [{"outcome": "accepted", "landed": landed}]
@@ -173,27 +183,17 @@ def test_an_audit_insert_that_failed_is_retried_without_deciding_again(tmp_path:
 
 def test_an_audit_insert_whose_reply_was_lost_is_not_written_twice(tmp_path: Path) -> None:
     """The insert committed, then the connection dropped: the retry sends the same rows."""
-    world = World(tmp_path / "world")
-    prepared = process_batch([raw(v) for v in world.valid], world.ctx)
+    lost = [ConnectionError("the reply was lost")]
 
-    async def scenario() -> list[dict[str, Any]]:
-        lander = _lander(world, tmp_path / "state")
-        try:
-            await lander.open()
-            store = lander.stores[0]
-            insert = store.insert_rows
-            lost = [ConnectionError("the reply was lost")]
+    def lose_one_reply(insert: Insert) -> Insert:
+        def insert_then_lose_the_reply(table_name: str, rows: Any) -> None:
+            insert(table_name, rows)
+            if table_name == "submissions" and lost:
+                raise lost.pop()
 
-            def insert_then_lose_the_reply(table_name: str, rows: Any) -> None:
-                insert(table_name, rows)
-                if table_name == "submissions" and lost:
-                    raise lost.pop()
+        return insert_then_lose_the_reply
 
-            store.insert_rows = insert_then_lose_the_reply  # type: ignore[method-assign]
-            await lander.land(prepared)
-            assert not lost  # the reply was lost once
-            return await lander.read("SELECT count() AS n FROM hocba.submissions", {})
-        finally:
-            await lander.stop()
-
-    assert asyncio.run(scenario()) == [{"n": len(world.valid)}]
+    sql = "SELECT count() AS n FROM hocba.submissions"
+    _, rows, world = land_with_a_faulty_store(tmp_path, lose_one_reply, sql)
+    assert not lost  # the reply was lost once
+    assert rows == [{"n": len(world.valid)}]

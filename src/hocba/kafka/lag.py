@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 
-from hocba.kafka import REQUEST_TIMEOUT_MS
+from hocba.kafka.clients import tool_admin, tool_consumer
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +30,8 @@ class PartitionLag:
 
 
 async def partition_lags(bootstrap: str, group: str, topic: str) -> list[PartitionLag]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-    )
+    admin = tool_admin(bootstrap)
+    consumer = tool_consumer(bootstrap)
     try:
         await admin.start()
         await consumer.start()
@@ -60,11 +55,7 @@ async def partition_lags(bootstrap: str, group: str, topic: str) -> list[Partiti
 async def topic_exists(bootstrap: str, topic: str) -> bool:
     """Reading a missing topic finds nothing, as reading an empty one does: a reader that
     found nothing asks this before it reports "none" for what may be a mistyped name."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-    )
+    consumer = tool_consumer(bootstrap)
     try:
         await consumer.start()  # inside: a broker that cannot be reached still gets a stop()
         return bool(await topic_partitions(consumer, topic))
@@ -152,7 +143,7 @@ async def group_members(bootstrap: str, group: str) -> list[GroupMember] | None:
     assignment, and an error code for a group it has never seen: members are then listed
     without partitions, or not at all, rather than failing the probe.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
+    admin = tool_admin(bootstrap)
     try:
         await admin.start()
         responses = await admin.describe_consumer_groups([group])

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
-
-from hocba.kafka import REQUEST_TIMEOUT_MS
+from hocba.kafka.clients import tool_consumer
 from hocba.kafka.lag import topic_partitions, true_end_offsets
 
 
@@ -27,11 +25,7 @@ class TopicRecord:
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-    )
+    consumer = tool_consumer(bootstrap)
     try:
         await consumer.start()  # inside: a broker that cannot be reached still gets a stop()
         tps = await topic_partitions(consumer, topic)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from hocba.kafka import REQUEST_TIMEOUT_MS
+from hocba.kafka.clients import tool_admin
 from hocba.kafka.producer import MAX_REQUEST_BYTES
 
 COMPACTED: Mapping[str, str] = {"cleanup.policy": "compact"}
@@ -22,7 +22,7 @@ async def ensure_topics(
     bootstrap: str, names: list[str], partitions: int, configs: Mapping[str, str] | None = None
 ) -> None:
     """Create the missing ones; `configs` (e.g. `COMPACTED`) applies to those created here."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
+    admin = tool_admin(bootstrap)
     try:
         await admin.start()  # inside: a broker that cannot be reached still gets a close()
         existing = set(await admin.list_topics())
