@@ -40,7 +40,10 @@ class RecordsIndex:
 
     offsets: dict[SchoolClass, array[int]]
     sizes: dict[SchoolClass, array[int]]
-    records: int
+
+    @property
+    def records(self) -> int:
+        return sum(map(len, self.offsets.values()))
 
     def largest_batch(self, batch_size: int) -> tuple[SchoolClass, int]:
         """The class whose batches of `batch_size` records encode to the most bytes, and
@@ -66,7 +69,7 @@ def index_records(lines: Iterable[bytes], registry: SchemaRegistry) -> RecordsIn
     sink = io.BytesIO()
     offsets: dict[SchoolClass, array[int]] = {}
     sizes: dict[SchoolClass, array[int]] = {}
-    position = records = 0
+    position = 0
     for number, line in enumerate(lines, 1):
         if line.strip():
             record = _parse(line, number)
@@ -79,9 +82,8 @@ def index_records(lines: Iterable[bytes], registry: SchemaRegistry) -> RecordsIn
             sizes.setdefault(school_class, array("l")).append(sink.tell())
             sink.seek(0)
             sink.truncate()
-            records += 1
         position += len(line)
-    return RecordsIndex(offsets, sizes, records)
+    return RecordsIndex(offsets, sizes)
 
 
 def records_by_class(handle: IO[bytes], index: RecordsIndex) -> Iterator[dict[str, Any]]:
