@@ -154,6 +154,8 @@ def _partial_rejection(checked: Checked, errors: Sequence[RecordError]) -> Rejec
 
 def _record_errors(checked: Checked, result: Classified) -> tuple[RecordError, ...]:
     """The message's failed records, rule failures and revision conflicts, in record order."""
+    if not result.conflicts:  # nearly every message: its rule failures are in order already
+        return checked.record_errors
     conflicts = (
         RecordError(
             row["idx"],
