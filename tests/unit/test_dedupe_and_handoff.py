@@ -56,11 +56,22 @@ def test_a_changed_record_without_a_higher_revision_is_a_conflict_not_a_duplicat
     landed = {record_key(row("landed", 2)): (2, "h")}
     result = classify([row("landed", 2, "changed"), row("b", 1), row("b", 1, "other")], landed)
     assert [(r["student_key"], r["content_hash"]) for r in result.conflicts] == [
-        ("b", "other"),  # the same key and revision twice in one message
         ("landed", "changed"),
+        ("b", "other"),  # the same key and revision twice in one message
     ]
     assert [r["student_key"] for r in result.to_land] == ["b"]
     assert (result.new, result.duplicates, result.stale) == (1, 0, 0)
+
+
+def test_rival_rows_superseded_by_a_higher_revision_are_stale_not_conflicts() -> None:
+    """Two contents at one revision lose nothing when a higher revision, sent later in the
+    message or already landed, replaces them both."""
+    landed = {record_key(row("landed", 1)): (3, "h")}
+    rows = [row("later", 1), row("later", 1, "other"), row("later", 2, "fix")]
+    result = classify([*rows, row("landed", 2), row("landed", 2, "other")], landed)
+    assert result.conflicts == ()
+    assert [(r["student_key"], r["revision"]) for r in result.to_land] == [("later", 2)]
+    assert (result.new, result.duplicates, result.stale) == (1, 0, 4)
 
 
 def message(value: bytes = b"\xc3\x01payload") -> RawMessage:

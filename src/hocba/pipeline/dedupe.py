@@ -38,8 +38,11 @@ def classify(
     rows: Sequence[Mapping[str, Any]], landed: Mapping[RecordKey, tuple[int, str]]
 ) -> Classified:
     best: dict[RecordKey, Mapping[str, Any]] = {}
+    # Rows at their key's best revision with other content than the first one sent. They are
+    # conflicts only if that revision is what the key ends at: a higher revision later in the
+    # message, or already landed, supersedes them all, so they are stale, not lost changes.
+    rivals: dict[RecordKey, list[Mapping[str, Any]]] = {}
     duplicates = stale = 0
-    conflicts: list[Mapping[str, Any]] = []
     for row in rows:
         key = record_key(row)
         seen = best.get(key)
@@ -47,25 +50,29 @@ def classify(
             best[key] = row
         elif row["revision"] > seen["revision"]:
             best[key] = row
-            stale += 1
+            stale += 1 + len(rivals.pop(key, ()))
         elif row["revision"] < seen["revision"]:
             stale += 1
         elif row["content_hash"] == seen["content_hash"]:
             duplicates += 1
         else:
-            conflicts.append(row)
+            rivals.setdefault(key, []).append(row)
     to_land: list[Mapping[str, Any]] = []
+    conflicts: list[Mapping[str, Any]] = []
     new = corrections = 0
     for key, row in best.items():
         previous = landed.get(key)
+        contested = rivals.get(key, ())
+        if previous is not None and row["revision"] < previous[0]:
+            stale += 1 + len(contested)
+            continue
+        conflicts.extend(contested)
         if previous is None:
             new += 1
             to_land.append(row)
         elif row["revision"] > previous[0]:
             corrections += 1
             to_land.append(row)
-        elif row["revision"] < previous[0]:
-            stale += 1
         elif row["content_hash"] == previous[1]:
             duplicates += 1
         else:
