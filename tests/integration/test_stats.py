@@ -254,6 +254,9 @@ def test_stats_csv_has_one_row_per_department(store_dir: Path, store: ChdbStore)
     lines = result.stdout.splitlines()
     assert lines[0].startswith("code,name,")
     assert len(lines) == 64 and lines[1].startswith("SGD-2024-01,")  # 60 % is the highest
+    first = dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
+    assert (first["account_registered"], first["sending"]) == ("true", "true")
+    assert first["last_landed_at"] == "2024-06-03T14:00:00+00:00"  # as --json writes it
 
 
 def test_stats_json_follows_the_sort_too(store_dir: Path, store: ChdbStore) -> None:

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import fields, replace
+from datetime import datetime
 
 import typer
 from rich.table import Table
@@ -202,12 +203,20 @@ _DEPARTMENT_HEAD = (
 )
 
 
+def _csv_value(value: object) -> object:
+    """As `--json` spells it, so a spreadsheet or `clickhouse-local` reads the same values:
+    `true`/`false` rather than Python's `True`, ISO 8601 times, an empty cell for none."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
 def _print_csv(departments: Sequence[DepartmentProgress], rows: Sequence[BreakdownRow]) -> None:
     """The --by rows when asked, else one row per Department (the national line is --json)."""
     out = csv.writer(sys.stdout, lineterminator="\n")
-    if rows:
-        out.writerow([f.name for f in fields(BreakdownRow)])
-        out.writerows([getattr(r, f.name) for f in fields(BreakdownRow)] for r in rows)
-        return
-    out.writerow([f.name for f in fields(DepartmentProgress)])
-    out.writerows([getattr(d, f.name) for f in fields(DepartmentProgress)] for d in departments)
+    table: Sequence[BreakdownRow | DepartmentProgress] = rows or departments
+    names = [f.name for f in fields(BreakdownRow if rows else DepartmentProgress)]
+    out.writerow(names)
+    out.writerows([_csv_value(getattr(item, name)) for name in names] for item in table)
