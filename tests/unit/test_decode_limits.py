@@ -12,7 +12,12 @@ import pytest
 from hocba.domain.messages import RawMessage, Rejection, Submission
 from hocba.domain.reasons import Reason
 from hocba.pipeline.codec import HEADER_LEN, MAGIC, RECORD_BATCH, SUBMISSION, encode, load_registry
-from hocba.pipeline.decode import MAX_CHAIN_LENGTH, decode_envelope, decode_payload
+from hocba.pipeline.decode import (
+    MAX_CERTIFICATE_BYTES,
+    MAX_CHAIN_LENGTH,
+    decode_envelope,
+    decode_payload,
+)
 from hocba.publishing import encode_payload
 from hocba.synth import demo_schools, generate_records
 
@@ -101,6 +106,16 @@ def test_a_long_sender_code_is_too_large() -> None:
 def test_a_certificate_chain_above_the_cap_is_too_large() -> None:
     value = envelope_bytes(certificate_chain=[b"c"] * (MAX_CHAIN_LENGTH + 1))
     assert code_of(decode_envelope(raw(value), REGISTRY, 1_048_576)) == Reason.DECODE_TOO_LARGE
+
+
+def test_a_certificate_above_its_size_cap_is_too_large() -> None:
+    at_cap = envelope_bytes(certificate_chain=[b"c", b"c" * MAX_CERTIFICATE_BYTES])
+    assert isinstance(decode_envelope(raw(at_cap), REGISTRY, 1_048_576), Submission)
+    over = envelope_bytes(certificate_chain=[b"c", b"c" * (MAX_CERTIFICATE_BYTES + 1)])
+    outcome = decode_envelope(raw(over), REGISTRY, 1_048_576)
+    assert code_of(outcome) == Reason.DECODE_TOO_LARGE
+    assert isinstance(outcome, Rejection) and outcome.detail.startswith("certificate 1 is ")
+    assert outcome.sender_code == "SGD-2024-01"
 
 
 def test_a_valid_envelope_still_decodes() -> None:

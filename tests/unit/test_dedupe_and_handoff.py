@@ -11,8 +11,9 @@ import pytest
 
 from hocba.domain.messages import RawMessage, RecordError, Rejection, Submission
 from hocba.domain.reasons import Reason
+from hocba.pipeline.audit import dead_letter_row
 from hocba.pipeline.codec import SUBMISSION, encode, load_registry
-from hocba.pipeline.deadletter import to_dead_letter
+from hocba.pipeline.deadletter import MAX_DETAIL, to_dead_letter
 from hocba.pipeline.dedupe import classify, record_key
 from hocba.pipeline.handoff import decode_item, encode_item
 from hocba.pipeline.process import Accepted
@@ -174,6 +175,14 @@ def test_dead_letter_keeps_bytes_and_carries_every_header() -> None:
         "hocba.worker": "w1",
         "hocba.replay.count": "2",
     }
+
+
+def test_a_long_detail_is_cut_in_the_header_and_the_audit_row() -> None:
+    rejection = Rejection(message(), Reason.VERIFY_CHAIN_UNTRUSTED, "x" * 5000)
+    at = datetime(2024, 6, 1, tzinfo=UTC)
+    headers = dict(to_dead_letter(rejection, "w1", at).headers)
+    assert len(headers["hocba.error.detail"]) == len(dead_letter_row(rejection, "w1", at)["detail"])
+    assert len(headers["hocba.error.detail"]) == MAX_DETAIL
 
 
 def test_recently_seen_forgets_the_oldest_beyond_capacity() -> None:

@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from hocba.pipeline.decode import MAX_CHAIN_LENGTH
 from hocba.trust import pki as demo
 from hocba.trust.pki import DemoPki, generate_demo_pki
 from hocba.trust.register import CertStatus, load_register, save_register, set_status
@@ -160,6 +161,16 @@ def test_a_key_that_is_not_the_chains_is_refused(pki: DemoPki) -> None:
     rsa_leaf, ecdsa_leaf = pki.leaves[CODES[0]], pki.leaves[demo.ECDSA]
     with pytest.raises(ValueError, match="is not the key of"):
         load_signer(rsa_leaf.key_path, ecdsa_leaf.chain_path)
+
+
+def test_a_chain_the_workers_would_refuse_is_refused_before_signing(
+    pki: DemoPki, tmp_path: Path
+) -> None:
+    leaf = pki.leaves[CODES[0]]
+    long_chain = tmp_path / "long-chain.pem"
+    long_chain.write_bytes(leaf.chain_path.read_bytes() * MAX_CHAIN_LENGTH)
+    with pytest.raises(ValueError, match=f"take at most {MAX_CHAIN_LENGTH}"):
+        load_signer(leaf.key_path, long_chain)
 
 
 def test_an_encrypted_key_needs_its_passphrase(pki: DemoPki, tmp_path: Path) -> None:

@@ -17,11 +17,12 @@ import pytest
 from hocba.domain.reasons import Reason
 from hocba.pipeline import rules_data
 from hocba.pipeline.codec import MAGIC, RECORD_BATCH, decode, load_registry
-from hocba.pipeline.decode import MAX_CHAIN_LENGTH, MAX_TEXT_LENGTH
+from hocba.pipeline.decode import MAX_CERTIFICATE_BYTES, MAX_CHAIN_LENGTH, MAX_TEXT_LENGTH
 from hocba.pipeline.validate import validate_record
 from hocba.publishing import encode_payload, record_from_json
 from hocba.records_file import index_records
 from hocba.settings import Settings
+from hocba.trust.store import MAX_PATH_DEPTH
 
 PAGE = Path(__file__).parents[2] / "docs" / "vendors.md"
 TEXT = PAGE.read_text(encoding="utf-8")
@@ -128,8 +129,11 @@ def test_the_limits_are_the_defaults(shown: str, value: str) -> None:
 
 def test_the_fixed_limits_are_the_code_constants() -> None:
     assert f"| any string | {MAX_TEXT_LENGTH:,} " in TEXT
-    assert f"| certificates in `certificate_chain` | {MAX_CHAIN_LENGTH} |" in TEXT
+    each = f"each at most {MAX_CERTIFICATE_BYTES:,} bytes"
+    assert f"| certificates in `certificate_chain` | {MAX_CHAIN_LENGTH}, {each} |" in TEXT
     assert f"at most {MAX_CHAIN_LENGTH} certificates ({MAX_CHAIN_LENGTH + 1} is" in TEXT
+    assert f"{each} of DER" in TEXT
+    assert f"at most {MAX_PATH_DEPTH} CAs between the leaf and the root" in TEXT
 
 
 def _example_record() -> dict[str, Any]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hocba.domain.messages import RawMessage, Rejection
-from hocba.pipeline.deadletter import record_errors_json
+from hocba.pipeline.deadletter import MAX_DETAIL, record_errors_json
 from hocba.pipeline.process import Accepted
 
 # ClickHouse's DateTime64 holds 1900-01-01 to 2299-12-31 (and Python's datetime no more than
@@ -71,7 +71,7 @@ def dead_letter_row(rejection: Rejection, worker: str, at: datetime) -> dict[str
         "sender_code": rejection.sender_code,
         "code": str(rejection.code),
         "stage": str(rejection.stage),
-        "detail": rejection.detail,
+        "detail": rejection.detail[:MAX_DETAIL],
         "record_errors": record_errors_json(rejection),
         **_coordinates(rejection.message),
         "failed_at": at,

@@ -15,6 +15,7 @@ from hocba.domain.messages import Rejection
 
 HEADER_PREFIX = "hocba."  # our headers; a vendor's other headers travel along untouched
 REPLAY_COUNT = "hocba.replay.count"
+MAX_DETAIL = 1000  # characters of a reason's detail kept in a header or an audit row
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,7 @@ def to_dead_letter(rejection: Rejection, worker: str, failed_at: datetime) -> De
     headers: list[tuple[str, str]] = [
         ("hocba.error.code", str(rejection.code)),
         ("hocba.error.stage", str(rejection.stage)),
-        ("hocba.error.detail", rejection.detail[:1000]),
+        ("hocba.error.detail", rejection.detail[:MAX_DETAIL]),
         ("hocba.source.topic", msg.topic),
         ("hocba.source.partition", str(msg.partition)),
         ("hocba.source.offset", str(msg.offset)),

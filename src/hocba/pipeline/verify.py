@@ -63,6 +63,20 @@ class _Chain:
     department_code: str
 
 
+# Characters of a sender-chosen text (a certificate's name, a path builder's complaint) kept in
+# a failure's detail: every distinct chain's verdict is cached and its detail stored, and a
+# certificate with thousands of name attributes made each one ~0.8 MB.
+_SHOWN = 300
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
+
+
+def _named(cert: x509.Certificate) -> str:
+    return _short(cert.subject.rfc4514_string())
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -83,13 +97,13 @@ def _key_failure(cert: x509.Certificate) -> VerifyFailure | None:
     """A key no certificate of ours may carry, or too costly to check a signature with.
     Applied to every certificate presented before a path is built, since building checks
     signatures with the keys of candidate issuers."""
-    who = cert.subject.rfc4514_string()
+    who = _named(cert)
     try:
         key = cert.public_key()
     except UnsupportedAlgorithm as exc:
-        return VerifyFailure(Reason.VERIFY_ALGORITHM_FORBIDDEN, f"{who}: {exc}")
+        return VerifyFailure(Reason.VERIFY_ALGORITHM_FORBIDDEN, _short(f"{who}: {exc}"))
     except ValueError as exc:  # parsing is lazy: a bad key field shows up here
-        return VerifyFailure(Reason.VERIFY_CERT_MALFORMED, f"{who}: {exc}")
+        return VerifyFailure(Reason.VERIFY_CERT_MALFORMED, _short(f"{who}: {exc}"))
     if isinstance(key, rsa.RSAPublicKey) and not _rsa_cost_bounded(key):
         detail = f"{who} has an RSA key no CA issues ({key.key_size} bits, exponent of "
         detail += f"{key.public_numbers().e.bit_length()} bits)"
@@ -107,13 +121,13 @@ def _policy_failure(cert: x509.Certificate) -> VerifyFailure | None:
     """The signature hash and key strength of a certificate the path relies on (the leaf,
     and the presented CAs on the path). A CA's bundle may carry certificates off the path,
     an old SHA-1 root say: those are not relied on, and do not refuse the message."""
-    who = cert.subject.rfc4514_string()
+    who = _named(cert)
     try:
         digest: hashes.HashAlgorithm | None = cert.signature_hash_algorithm
     except UnsupportedAlgorithm as exc:
-        return VerifyFailure(Reason.VERIFY_ALGORITHM_FORBIDDEN, f"{who}: {exc}")
+        return VerifyFailure(Reason.VERIFY_ALGORITHM_FORBIDDEN, _short(f"{who}: {exc}"))
     except ValueError as exc:  # parsing is lazy: a bad algorithm field shows up here
-        return VerifyFailure(Reason.VERIFY_CERT_MALFORMED, f"{who}: {exc}")
+        return VerifyFailure(Reason.VERIFY_CERT_MALFORMED, _short(f"{who}: {exc}"))
     if cert.signature_algorithm_oid != SignatureAlgorithmOID.ED25519 and not isinstance(
         digest, _ALLOWED_HASHES
     ):
@@ -129,7 +143,7 @@ def _status(store: TrustStore, chain: Sequence[x509.Certificate], fp: str) -> Ve
     """The register's department code for an unrevoked, approved leaf, else the failure."""
     revoked = revoked_in(store, chain)
     if revoked is not None:
-        detail = f"{revoked.subject.rfc4514_string()} serial {revoked.serial_number:x} is revoked"
+        detail = f"{_named(revoked)} serial {revoked.serial_number:x} is revoked"
         return VerifyFailure(Reason.VERIFY_CERT_REVOKED, detail)
     entry = store.register.get(fp)
     if entry is None:
@@ -184,7 +198,8 @@ def _validate(store: TrustStore, ders: Sequence[bytes], now: datetime) -> _Chain
         try:
             certs.append(_load_certificate(der))
         except _MALFORMED as exc:
-            return VerifyFailure(Reason.VERIFY_CERT_MALFORMED, f"certificate {index}: {exc}")
+            detail = _short(f"certificate {index}: {exc}")
+            return VerifyFailure(Reason.VERIFY_CERT_MALFORMED, detail)
     failure = next(filter(None, map(_key_failure, certs)), None) or _policy_failure(certs[0])
     if failure is not None:
         return failure
@@ -196,7 +211,7 @@ def _validate(store: TrustStore, ders: Sequence[bytes], now: datetime) -> _Chain
         failure = next(filter(None, map(_policy_failure, certs[1:])), None)
         if failure is not None:
             return failure
-        untrusted = VerifyFailure(Reason.VERIFY_CHAIN_UNTRUSTED, str(exc))
+        untrusted = VerifyFailure(Reason.VERIFY_CHAIN_UNTRUSTED, _short(str(exc)))
         return _Chain(leaf.public_key(), untrusted, 0, 0, None, fp, "")
     relied_on = [c for c in path[1:] if c in certs[1:]]
     failure = next(filter(None, map(_policy_failure, relied_on)), None)
@@ -260,7 +275,9 @@ class Verifier:
         try:
             return self._verify(submission, received_at)
         except Exception as exc:
-            return VerifyFailure(Reason.INTERNAL_ERROR, f"verify: {type(exc).__name__}: {exc}")
+            return VerifyFailure(
+                Reason.INTERNAL_ERROR, _short(f"verify: {type(exc).__name__}: {exc}")
+            )
 
     def _verify(self, sub: Submission, received_at: datetime) -> VerifyResult:
         if not sub.certificate_chain:

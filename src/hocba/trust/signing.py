@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
+from hocba.pipeline.decode import MAX_CERTIFICATE_BYTES, MAX_CHAIN_LENGTH
+
 RSA_PKCS1V15_SHA256 = "RSA_PKCS1V15_SHA256"
 RSA_PSS_SHA256 = "RSA_PSS_SHA256"
 ECDSA_P256_SHA256 = "ECDSA_P256_SHA256"
@@ -81,6 +83,13 @@ def load_signer(
     if certificates[0].public_key().public_bytes(*public) != key.public_key().public_bytes(*public):
         raise ValueError(f"{key_path} is not the key of {chain_path}'s first certificate")
     chain = tuple(c.public_bytes(serialization.Encoding.DER) for c in certificates)
+    if len(chain) > MAX_CHAIN_LENGTH or max(map(len, chain)) > MAX_CERTIFICATE_BYTES:
+        raise ValueError(
+            f"{chain_path} holds {len(chain)} certificates, the largest of "
+            f"{max(map(len, chain))} bytes; the Ministry's workers take at most "
+            f"{MAX_CHAIN_LENGTH}, of at most {MAX_CERTIFICATE_BYTES} bytes each "
+            "(decode.too_large): keep the leaf and the CAs that issued it"
+        )
     names = certificates[0].subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     common_name = str(names[0].value) if names else ""
     named = common_name if DEPARTMENT_CODE.fullmatch(common_name) else None
