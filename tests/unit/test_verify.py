@@ -26,7 +26,14 @@ from hocba.trust import pki as demo
 from hocba.trust.pki import DemoPki, generate_demo_pki
 from hocba.trust.register import CertStatus, Register, set_status
 from hocba.trust.signing import Signer, load_signer, sign
-from hocba.trust.store import MAX_PATH_DEPTH, TrustStore, build_chain, load_trust_store, one_per_ca
+from hocba.trust.store import (
+    MAX_PATH_DEPTH,
+    TrustStore,
+    build_chain,
+    load_trust_store,
+    one_per_ca,
+    revoked_in,
+)
 
 CODES = ("SGD-2024-01", "SGD-2024-79")
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -422,3 +429,51 @@ def test_a_path_longer_than_the_depth_limit_is_refused() -> None:
     leaf, cas = leaf_below(MAX_PATH_DEPTH + 1)
     with pytest.raises(VerificationError, match="max depth"):
         build_chain(store, leaf, cas, NOW)
+
+
+def _revoking(issuer: x509.Name, key: ec.EllipticCurvePrivateKey, serial: int) -> Any:
+    return (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer)
+        .last_update(NOW - timedelta(days=1))
+        .next_update(NOW + timedelta(days=7))
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(NOW).build()
+        )
+        .sign(key, hashes.SHA256())
+    )
+
+
+def test_a_crl_counts_in_any_case_of_its_issuer_and_after_a_key_rollover(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Revocation failed open, in silence, on a CRL naming its CA in other case (RFC 5280
+    §7.1 ignores case) and on one signed with the CA's new key after a rollover."""
+    root_key, ca_key, new_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in "1234")
+    root = _ec_cert(_cn("root"), _cn("root"), root_key, root_key)
+    issuing = _ec_cert(_cn("Issuing CA"), _cn("root"), ca_key, root_key)
+    rolled_over = _ec_cert(_cn("Issuing CA"), _cn("root"), new_key, root_key)
+    leaf = _ec_cert(_cn("leaf"), _cn("Issuing CA"), leaf_key, ca_key, ca=False)
+    path = [leaf, issuing, root]
+
+    def store(crl: Any, *intermediates: x509.Certificate) -> TrustStore:
+        return TrustStore((root,), intermediates, (crl,), Register({}), Store([root]))
+
+    shouted = _revoking(_cn("ISSUING  ca"), ca_key, leaf.serial_number)
+    assert revoked_in(store(shouted), path) == leaf
+    by_new_key = _revoking(_cn("Issuing CA"), new_key, leaf.serial_number)
+    assert revoked_in(store(by_new_key), path) is None  # its key is unknown: not applied...
+    assert "is signed by no key of that CA" in caplog.text  # ...and said
+    assert revoked_in(store(by_new_key, rolled_over), path) == leaf
+
+
+def test_a_ca_without_a_crl_is_named_when_the_store_loads(
+    pki: DemoPki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    trust_dir = tmp_path / "trust"
+    (trust_dir / "anchors").mkdir(parents=True)
+    anchors = sorted((pki.trust_dir / "anchors").glob("*.pem"))
+    (trust_dir / "anchors" / "root.pem").write_bytes(anchors[0].read_bytes())
+    assert load_trust_store(pki.trust_dir) and "no CRL of" not in caplog.text
+    load_trust_store(trust_dir)
+    assert "no CRL of CN=" in caplog.text

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.verification import (
     Criticality,
@@ -99,6 +100,19 @@ def _expired(crls: Sequence[x509.CertificateRevocationList], at: datetime) -> tu
     return expired
 
 
+def _warn_without_crl(
+    cas: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
+) -> None:
+    """Revocation fails open for a CA with no CRL: say so at each load, so an operator who
+    forgot one (or installed the wrong one) learns it before a revoked certificate passes."""
+    for ca in cas:
+        if not any(same_name(crl.issuer, ca.subject) for crl in crls):
+            log.warning(
+                "no CRL of %s in crls/: a certificate it revoked would still be accepted",
+                ca.subject.rfc4514_string(),
+            )
+
+
 def load_trust_store(trust_dir: Path, *, now: datetime | None = None) -> TrustStore:
     """Load and parse everything; `now` (default: the clock) judges CRL freshness."""
     anchors = tuple(
@@ -110,13 +124,15 @@ def load_trust_store(trust_dir: Path, *, now: datetime | None = None) -> TrustSt
         raise ValueError(f"{trust_dir}: no trust anchors in anchors/*.pem")
     register_path = trust_dir / "register.json"
     crls = load_crls(trust_dir)
+    intermediates = tuple(
+        c
+        for p in _files(trust_dir / "intermediates")
+        for c in x509.load_pem_x509_certificates(p.read_bytes())
+    )
+    _warn_without_crl((*anchors, *intermediates), crls)
     return TrustStore(
         anchors=anchors,
-        intermediates=tuple(
-            c
-            for p in _files(trust_dir / "intermediates")
-            for c in x509.load_pem_x509_certificates(p.read_bytes())
-        ),
+        intermediates=intermediates,
         crls=crls,
         register=load_register(register_path) if register_path.is_file() else Register(),
         anchor_store=Store(list(anchors)),
@@ -159,14 +175,63 @@ def one_per_ca(presented: Sequence[x509.Certificate]) -> list[x509.Certificate]:
     return list(best.values())
 
 
+def same_name(a: x509.Name, b: x509.Name) -> bool:
+    """Names compared as RFC 5280 §7.1 says: attribute texts without regard to case or to
+    runs of spaces. A CRL whose issuer a CA spelled in other case still counts."""
+    return _folded(a) == _folded(b)
+
+
+def _folded(name: x509.Name) -> tuple[frozenset[tuple[str, str | bytes]], ...]:
+    return tuple(
+        frozenset(
+            (a.oid.dotted_string, " ".join(a.value.casefold().split()))
+            if isinstance(a.value, str)
+            else (a.oid.dotted_string, a.value)
+            for a in rdn
+        )
+        for rdn in name.rdns
+    )
+
+
+def _signed_by_one_of(
+    crl: x509.CertificateRevocationList, signers: Sequence[x509.Certificate]
+) -> bool:
+    for signer in signers:
+        try:
+            if crl.is_signature_valid(signer.public_key()):  # type: ignore[arg-type]  # CA keys sign
+                return True
+        except (TypeError, ValueError, UnsupportedAlgorithm):  # a key of another type
+            continue
+    return False
+
+
 def revoked_in(store: TrustStore, chain: Sequence[x509.Certificate]) -> x509.Certificate | None:
-    """The first certificate of a validated chain listed in a CRL signed by its issuer."""
+    """The first certificate of a validated chain listed in a CRL of its issuer.
+
+    The CRL counts when signed by the issuer's key on the path or by another certificate of
+    that CA in the store: after a key rollover a CA signs its CRLs with its new key (RFC 5280
+    §6.3.3), and the operator installs the new CA certificate in `intermediates/`. Counting
+    more CRLs can only refuse more. One listing the certificate but signed by no known key
+    of its CA is not applied, and said in the log."""
     for cert, issuer in zip(chain, [*chain[1:], chain[-1]], strict=True):
         for crl in store.crls:
-            if (
-                crl.issuer == cert.issuer
-                and crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
-                and crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]  # CA keys sign
-            ):
+            if not same_name(crl.issuer, cert.issuer):
+                continue
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is None:
+                continue
+            cas = [
+                c
+                for c in (*store.anchors, *store.intermediates)
+                if same_name(c.subject, crl.issuer)
+            ]
+            if _signed_by_one_of(crl, [issuer, *cas]):
                 return cert
+            log.warning(
+                "a CRL of %s lists %s serial %x but is signed by no key of that CA the worker "
+                "knows, so it is not applied: install the CA certificate that signed it in "
+                "intermediates/",
+                crl.issuer.rfc4514_string(),
+                cert.subject.rfc4514_string(),
+                cert.serial_number,
+            )
     return None
