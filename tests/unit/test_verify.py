@@ -272,7 +272,9 @@ def test_declared_algorithm_must_fit_the_leaf_key(
         (NOW - timedelta(days=1, minutes=4), NOW, None),  # before not_before, within the skew
         (NOW - timedelta(days=1, minutes=6), NOW, Reason.VERIFY_CERT_NOT_YET_VALID),
         (NOW, NOW + timedelta(days=800), Reason.VERIFY_CERT_EXPIRED),
-        (NOW + timedelta(days=800), NOW, Reason.VERIFY_CERT_EXPIRED),
+        (NOW + timedelta(minutes=4), NOW, None),  # the sender's clock ahead, within the skew
+        (NOW + timedelta(minutes=6), NOW, Reason.VERIFY_SENT_IN_FUTURE),
+        (NOW + timedelta(days=800), NOW, Reason.VERIFY_SENT_IN_FUTURE),
     ],
 )
 def test_validity_is_checked_at_sending_and_at_receipt(

@@ -28,6 +28,7 @@ class Reason(StrEnum):
     VERIFY_CERT_MALFORMED = "verify.cert_malformed"
     VERIFY_CERT_EXPIRED = "verify.cert_expired"
     VERIFY_CERT_NOT_YET_VALID = "verify.cert_not_yet_valid"
+    VERIFY_SENT_IN_FUTURE = "verify.sent_in_future"
     VERIFY_CERT_REVOKED = "verify.cert_revoked"
     VERIFY_CERT_NOT_APPROVED = "verify.cert_not_approved"
     VERIFY_ALGORITHM_FORBIDDEN = "verify.algorithm_forbidden"

@@ -292,7 +292,13 @@ class Verifier:
             return VerifyFailure(Reason.VERIFY_ALGORITHM_FORBIDDEN, detail)
         if chain.path_failure is not None:
             return chain.path_failure
-        for label, at_ms in (("sent_at", sub.sent_at_ms), ("received", _ms(received_at))):
+        received_ms = _ms(received_at)
+        if sub.sent_at_ms > received_ms + self._skew_ms:
+            # Unsigned and the sender's to set: a date ahead of receipt would also stand in
+            # `records.sent_at` and in the latency figures as if true.
+            detail = f"sent_at {_iso(sub.sent_at_ms)} is after its receipt {_iso(received_ms)}"
+            return VerifyFailure(Reason.VERIFY_SENT_IN_FUTURE, detail)
+        for label, at_ms in (("sent_at", sub.sent_at_ms), ("received", received_ms)):
             late_or_early = _window_failure(chain, label, at_ms, self._skew_ms)
             if late_or_early is not None:
                 return late_or_early
