@@ -28,7 +28,7 @@ from tests.conftest import isolated_settings
 class Run:
     settings: Settings
     dead_letters: list[TopicRecord]
-    worker_exit_code: int
+    worker_exit_code: int  # 0 when every worker exited cleanly, else the first other code
 
 
 def without_reference(
@@ -94,7 +94,9 @@ def run_pipeline(
     try:
         wait_drained(settings, bootstrap, workers, handoff=verifiers > 0, timeout_s=timeout_s)
     finally:
-        code = max(stop_worker(w) for w in workers)
+        codes = [stop_worker(w) for w in workers]
+    # The first failure: a worker killed by a signal exits negative, so max() would hide it.
+    code = next((c for c in codes if c != 0), 0)
     return Run(settings, asyncio.run(read_topic(bootstrap, settings.dlq_topic)), code)
 
 
@@ -103,7 +105,25 @@ def query(settings: Settings, sql: str) -> list[dict[str, object]]:
         return store.query(sql.replace("{db}", settings.database))
 
 
-__all__ = ["Run", "load_reference", "query", "replace", "run_pipeline"]
+def rows_landed_again(settings: Settings) -> int:
+    """Rows of `records` that came from a message re-sent later, which must never land.
+
+    Counting rows cannot tell: FINAL keeps one per key whatever was inserted, and merges do
+    the same without it. But the last inserted of a revision wins, so a copy of a message
+    re-sent later (its submission id again, a higher offset) that landed again shows here."""
+    rows = query(
+        settings,
+        "SELECT count() AS n FROM {db}.records AS r FINAL INNER JOIN"
+        " (SELECT submission_id, min(kafka_offset) AS first FROM {db}.submissions"
+        " GROUP BY submission_id) AS s ON r.submission_id = s.submission_id"
+        " WHERE r.kafka_offset != s.first",
+    )
+    landed_again = rows[0]["n"]
+    assert isinstance(landed_again, int)
+    return landed_again
+
+
+__all__ = ["Run", "load_reference", "query", "replace", "rows_landed_again", "run_pipeline"]
 
 
 @contextlib.contextmanager

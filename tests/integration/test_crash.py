@@ -32,7 +32,7 @@ from hocba.settings import Settings
 from hocba.store.chdb_store import ChdbStore
 from hocba.synth import make_correction
 from tests.conftest import isolated_settings
-from tests.integration.harness import load_reference, publish, query
+from tests.integration.harness import load_reference, publish, query, rows_landed_again
 
 pytestmark = pytest.mark.integration
 RECORDS = 20_000
@@ -171,6 +171,7 @@ def test_sigkill_at_random_points_counts_every_record_once(
         " FROM {db}.records FINAL",
     )
     assert landed == [{"n": keys, "keys": keys}]
+    assert rows_landed_again(settings) == 0
     revisions = query(
         settings, "SELECT revision, count() AS n FROM {db}.records FINAL GROUP BY revision"
     )

@@ -190,8 +190,8 @@ def test_killing_one_of_two_verifiers_moves_its_partitions(
             settings, broker.bootstrap, [lander, verifiers[1]], handoff=True, timeout_s=180
         )
     finally:
-        for process in (*verifiers, lander):
-            stop_worker(process)
+        exit_codes = [stop_worker(process) for process in (*verifiers, lander)]
+    assert exit_codes[1:] == [0, 0], "the surviving verifier and the lander stop cleanly"
     counts = query(
         settings, "SELECT count() AS n, uniqExact(student_key) AS s FROM {db}.records FINAL"
     )[0]

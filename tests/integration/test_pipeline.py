@@ -10,7 +10,7 @@ from hocba.scenario import Scenario, bad_messages, build_scenario, signed_messag
 from hocba.store.factory import opened_store
 from hocba.summary import national_summary
 from tests.conftest import isolated_settings
-from tests.integration.harness import Run, query, run_pipeline
+from tests.integration.harness import Run, query, rows_landed_again, run_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +67,7 @@ def test_every_good_record_lands_once(run: Run, scenario: Scenario) -> None:
     landed_from_the_mixed_batch = 2
     assert rows[0]["n"] == len(scenario.records) + landed_from_the_mixed_batch
     assert rows[0]["students"] == rows[0]["n"]
+    assert rows_landed_again(run.settings) == 0
 
 
 def test_records_are_enriched_with_both_province_editions(run: Run) -> None:
