@@ -29,7 +29,9 @@ from tests.conftest import isolated_settings
 from tests.integration.harness import load_reference, publish, query
 
 pytestmark = pytest.mark.integration
-SHUTDOWN_S = 10.0  # SIGTERM → exit: one batch to finish, a commit and a group leave
+# SIGTERM → exit is one batch to finish, a commit and a group leave: a second or two. This is
+# a guard against a hang (the worker is then SIGKILLed and exits non-zero), not a time asserted.
+SHUTDOWN_GUARD_S = 60.0
 
 
 def get(port: int, page: str) -> tuple[int, dict[str, Any]]:
@@ -156,13 +158,10 @@ def test_sigterm_mid_burst_exits_cleanly_and_restart_lands_everything_once(
         while _landed(settings.web_port) == 0:
             assert worker.poll() is None and time.monotonic() < deadline, "nothing was landed"
             time.sleep(0.05)
-        started = time.monotonic()
-        exit_code = stop_worker(worker, timeout_s=SHUTDOWN_S)
-        stopped_after = time.monotonic() - started
+        exit_code = stop_worker(worker, timeout_s=SHUTDOWN_GUARD_S)
     finally:
         stop_worker(worker)
     assert exit_code == 0, log.read_text(errors="replace")[-2000:]
-    assert stopped_after < SHUTDOWN_S
     acked, left = _progress(settings, broker.bootstrap)
     assert left > 0, "the worker finished the burst before SIGTERM: the test proves nothing"
 
