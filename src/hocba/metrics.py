@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +17,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from hocba.kafka.lag import PartitionLag
 from hocba.trust.store import load_crls, past_next_update
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
@@ -107,10 +112,12 @@ class Metrics:
         for p in lags:
             self.lag.labels(str(p.partition)).set(p.lag)
 
-    def watch_crls(self, trust_dir: Path) -> None:
+    def watch_crls(self, trust_dir: Path, clock: Callable[[], datetime] = _utc_now) -> None:
+        """Judged at each scrape by `clock` (a parameter so that tests can move time)."""
+
         def stale() -> float:
             try:
-                return len(past_next_update(load_crls(trust_dir), datetime.now(UTC)))
+                return len(past_next_update(load_crls(trust_dir), clock()))
             except (OSError, ValueError):  # an unreadable CRL is the reload's to report
                 return math.nan
 

@@ -53,9 +53,12 @@ def test_a_crl_going_stale_shows_without_any_file_changing(tmp_path: Path) -> No
     metrics = Metrics()
     assert math.isnan(_sample(metrics, "hocba_crls_past_next_update"))  # no trust dir watched
     now = datetime.now(UTC)
+    clock = [now]
     _crl(tmp_path / "crls", "fresh", now + timedelta(days=1))
-    _crl(tmp_path / "crls", "stale", now - timedelta(seconds=1))
-    metrics.watch_crls(tmp_path)
+    _crl(tmp_path / "crls", "due", now + timedelta(hours=1))
+    metrics.watch_crls(tmp_path, clock=lambda: clock[0])
+    assert _sample(metrics, "hocba_crls_past_next_update") == 0
+    clock[0] = now + timedelta(hours=2)  # no file changes: only time passes
     assert _sample(metrics, "hocba_crls_past_next_update") == 1
     (tmp_path / "crls" / "fresh.crl").write_bytes(b"half a file")
     assert math.isnan(_sample(metrics, "hocba_crls_past_next_update"))

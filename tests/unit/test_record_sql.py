@@ -49,5 +49,6 @@ def test_the_structure_names_every_field_with_clickhouse_types() -> None:
 
 
 def test_hmac_pads_are_the_key_xored_into_the_block() -> None:
-    pads = hmac_pads(b"\x00" * 3)
-    assert pads["hmac_inner"] == "36" * 64 and pads["hmac_outer"] == "5c" * 64
+    pads = hmac_pads(b"\x01\x02\x03")  # RFC 2104: 0x36 and 0x5c, each key byte XORed in
+    assert pads["hmac_inner"] == "373435" + "36" * 61
+    assert pads["hmac_outer"] == "5d5e5f" + "5c" * 61

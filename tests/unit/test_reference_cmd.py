@@ -14,6 +14,8 @@ from hocba.cli.main import app
 from hocba.reference.loader import load_reference_dir
 from hocba.reference.provinces import former_to_current, provinces_2024, provinces_2025
 from hocba.reference.publish import changes, reference_entries
+from hocba.settings import Settings
+from hocba.store.factory import opened_store
 
 HEADER = "code,name,levels,school_type,province_code_2024,province_code_2025,commune_code\n"
 TWO_SCHOOLS = HEADER + "S01,TH Hà Nội,PRIMARY,public,01,,\nS15,TH Yên Bái,PRIMARY,public,15,,\n"
@@ -59,8 +61,21 @@ def test_merge_by_code_then_replace(tmp_path: Path, env: dict[str, str | None]) 
     assert merged["total"] == {"schools": 2, "departments": 0, "expected_enrollment": 0}
     assert (schools["S01"].name, schools["S15"].name) == ("TH Nguyễn Trãi", "TH Yên Bái")
 
+    assert stored_schools(env) == [("S01", "TH Nguyễn Trãi"), ("S15", "TH Yên Bái")]
+
     loaded(env, str(update), "--kind", "schools", "--replace")
     assert list(load_reference_dir(tmp_path / "reference").schools) == ["S01"]
+    assert stored_schools(env) == [("S01", "TH Nguyễn Trãi")]
+
+
+def stored_schools(env: dict[str, str | None]) -> list[tuple[str, str]]:
+    """What ClickHouse enriches records from: the load must have replaced it, not only the
+    directory."""
+    data_dir, database = Path(str(env["HOCBA_DATA_DIR"])), str(env["HOCBA_DATABASE"])
+    settings = Settings(data_dir=data_dir, database=database, clickhouse_url=None)
+    with opened_store(settings) as store:
+        rows = store.query(f"SELECT code, name FROM {settings.database}.schools ORDER BY code")
+    return [(row["code"], row["name"]) for row in rows]
 
 
 def test_a_broker_that_cannot_be_reached_says_what_did_change(
