@@ -20,6 +20,7 @@ from hocba.lander import Lander
 from hocba.metrics import Metrics
 from hocba.pipeline.codec import RECORD_BATCH, decode
 from hocba.pipeline.process import process_batch
+from hocba.pipeline.seen import RecentlySeen
 from hocba.publishing import encode_payload
 from hocba.reference.loader import write_reference_dir
 from hocba.settings import Settings
@@ -37,7 +38,11 @@ class Letters:
 
 
 def _lander(
-    world: World, data_dir: Path, fault_file: Path | None = None, reference_dir: Path | None = None
+    world: World,
+    data_dir: Path,
+    fault_file: Path | None = None,
+    reference_dir: Path | None = None,
+    seen: RecentlySeen[bytes, bytes] | None = None,
 ) -> Lander:
     settings = Settings(
         data_dir=data_dir,
@@ -46,7 +51,32 @@ def _lander(
         store_fault_file=fault_file,
     )
     metrics = Metrics()
-    return Lander(Letters(), settings, metrics, Backpressure(metrics.backpressure))
+    return Lander(Letters(), settings, metrics, Backpressure(metrics.backpressure), seen)
+
+
+def test_a_submission_landed_completely_is_not_staged_again(tmp_path: Path) -> None:
+    """DESIGN §5 layer 1. The record lookup (layer 2) would audit the re-delivery with the same
+    figures, so the pipeline's tests cannot tell whether layer 1 ran: what it skips can."""
+    world = World(tmp_path / "world")
+    prepared = process_batch([raw(world.valid[0]), raw(world.valid[1])], world.ctx)
+    first = prepared.accepted[0].submission.submission_id
+
+    async def scenario() -> tuple[Any, Any]:
+        lander = _lander(world, tmp_path / "state", seen=RecentlySeen(16))
+        try:
+            await lander.land(replace(prepared, accepted=prepared.accepted[:1]), 0)
+            again = await lander.stage_ahead(prepared, 1)  # the first again, and the second
+            result = await lander.land(prepared, 1, asyncio.sleep(0, again))
+            return again, result
+        finally:
+            await lander.stop()
+
+    again, result = asyncio.run(scenario())
+    assert [a.submission.submission_id for a in again.repeats] == [first]
+    assert [a.submission.submission_id for a in again.staged] == [
+        prepared.accepted[1].submission.submission_id
+    ]
+    assert (result.counts["records_landed"], result.counts["records_duplicate"]) == (4, 4)
 
 
 def test_a_batch_staged_ahead_still_sees_the_batch_before_it_land(tmp_path: Path) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from hocba.kafka.broker import EmbeddedBroker
 from hocba.kafka.producer import Outgoing
+from hocba.kafka.read import read_topic
 from hocba.scenario import Scenario, bad_messages, build_scenario, signed_messages
 from hocba.store.factory import opened_store
 from hocba.summary import national_summary
@@ -68,6 +71,20 @@ def test_every_good_record_lands_once(run: Run, scenario: Scenario) -> None:
     assert rows[0]["n"] == len(scenario.records) + landed_from_the_mixed_batch
     assert rows[0]["students"] == rows[0]["n"]
     assert rows_landed_again(run.settings) == 0
+
+
+def test_the_dedupe_table_remembers_each_submission_landed_completely(
+    run: Run, broker: EmbeddedBroker, published: tuple[list[Outgoing], list[Outgoing]]
+) -> None:
+    """Layer 1 (DESIGN §5) on Faust's table: what it remembers is in its changelog topic.
+    The record lookup would count a re-delivery the same way, so only this shows it ran."""
+    if not run.settings.dedupe_table:
+        pytest.skip("the in-process memory of landed submissions: tests/integration/test_lander")
+    group = run.settings.consumer_group
+    changelog = f"{group}-{group}-landed-submissions-changelog"
+    remembered = {r.key for r in asyncio.run(read_topic(broker.bootstrap, changelog))}
+    good, _ = published
+    assert remembered == {m.key for m in good}
 
 
 def test_records_are_enriched_with_both_province_editions(run: Run) -> None:
