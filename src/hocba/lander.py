@@ -138,14 +138,17 @@ class Lander:
             fingerprint = dir_fingerprint(directory)
             if directory is None or fingerprint == self.reference_fingerprint:
                 return
-            self.reference_fingerprint = fingerprint  # a broken file is reported once
-
-            def mirror() -> None:
-                mirror_reference(store, load_reference_dir(directory))
-
+            previous, self.reference_fingerprint = self.reference_fingerprint, fingerprint
+            loop = asyncio.get_running_loop()
             try:
-                await asyncio.get_running_loop().run_in_executor(self.thread, mirror)
+                reference = await loop.run_in_executor(self.thread, load_reference_dir, directory)
+            except Exception as exc:  # a broken file: said once, until the files change
+                log.error("the reference data does not load, the store keeps the last: %s", exc)
+                return
+            try:
+                await loop.run_in_executor(self.thread, mirror_reference, store, reference)
             except Exception as exc:  # keep the last good tables; landing must go on
+                self.reference_fingerprint = previous  # and copy again at the next batch
                 log.error("could not mirror the reference data into the store: %s", exc)
 
     async def stage_ahead(self, prepared: Prepared, slot: int) -> StagedBatch:

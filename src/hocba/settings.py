@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         description="compacted <prefix>.schools|departments|provinces: reference system of record",
     )
     topic_partitions: int = Field(default=12, ge=1)
+    topic_replication: int = Field(
+        default=1,
+        ge=1,
+        description="replication factor of the topics created when missing (workers, "
+        "reference load, Faust's tables): 3 on a production cluster, where a worker that "
+        "starts before the topic operator would otherwise create them unreplicated",
+    )
     consumer_group: str = "hocba-worker"
     database: str = "hocba"
 

@@ -181,6 +181,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
         topic_allow_declare=True,
         producer_max_batch_size=1_048_576,
         producer_max_request_size=MAX_REQUEST_BYTES,

@@ -59,6 +59,27 @@ def test_the_worker_creates_topics_that_take_more_than_its_input(
     assert [limits[t] for t in larger] == [str(MAX_REQUEST_BYTES)] * 2
 
 
+def test_the_topics_a_worker_creates_take_the_replication_asked(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """A worker starting before the cluster's topic operator created its topics unreplicated;
+    production sets HOCBA_TOPIC_REPLICATION=3 (the embedded broker reports what it was asked)."""
+    settings = isolated_settings(tmp_path).model_copy(update={"topic_replication": 3})
+    create_topics(settings, broker.bootstrap)
+    topics = [settings.submissions_topic, settings.dlq_topic, settings.landing_topic]
+    assert asyncio.run(replication_factors(broker.bootstrap, topics)) == dict.fromkeys(topics, 3)
+
+
+async def replication_factors(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"][0]["replicas"]) for t in described}
+
+
 async def message_limits(bootstrap: str, topics: list[str]) -> dict[str, str | None]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()

@@ -7,6 +7,7 @@ expected here and the DLQ's delivery is tested through the broker elsewhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -131,6 +132,33 @@ def test_a_batch_whose_staging_ahead_failed_is_staged_again_and_lands(tmp_path: 
 
     result = asyncio.run(scenario())
     assert result.outcomes == Counter({("accepted", ""): len(world.valid) - 1})
+
+
+def test_a_reference_copy_the_store_refused_is_made_at_the_next_batch(tmp_path: Path) -> None:
+    """It was counted as done: the store kept the old tables until the files changed again."""
+    world = World(tmp_path / "world")
+    reference_dir, fault = tmp_path / "reference", tmp_path / "store-is-out"
+    write_reference_dir(reference_dir, replace(world.scenario.reference, schools={}))
+    records = world.scenario.records
+
+    def batch(chosen: dict[str, Any]) -> Any:
+        value = raw(world.envelope(encode_payload(world.registry, [chosen])))
+        return process_batch([value], world.ctx)
+
+    async def scenario() -> Any:
+        lander = _lander(world, tmp_path / "state", fault, reference_dir)
+        try:
+            await lander.land(batch(records[0]), 0)  # the store open, the old tables in it
+            write_reference_dir(reference_dir, world.scenario.reference)
+            fault.touch()
+            with contextlib.suppress(Exception):  # the copy fails, as does the staging
+                await lander.stage_ahead(batch(records[1]), 0)
+            fault.unlink()
+            return await lander.land(batch(records[2]), 0)
+        finally:
+            await lander.stop()
+
+    assert asyncio.run(scenario()).counts["records_landed"] == 1
 
 
 def test_batches_staged_side_by_side_both_see_a_reference_change(tmp_path: Path) -> None:

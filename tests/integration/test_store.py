@@ -190,6 +190,32 @@ def test_server_stores_stage_in_tables_of_their_own(tmp_path: Path, database: st
     assert tables == []
 
 
+def test_a_server_store_makes_its_staging_tables_again_after_a_failure(
+    tmp_path: Path, database: str
+) -> None:
+    """They live on one server. Made once, a store whose next request reached another (a
+    restarted server, a reconnect through a service) retried the missing table for ever."""
+    url = f"chdb://{tmp_path / 'chdb'}"
+    store, other = ServerStore(url, database), ServerStore(url, database)
+    store.ensure_schema()
+    try:
+        stage(store, [BASES["g4"]])
+        staging = other.query(
+            "SELECT name FROM system.tables WHERE database = {db:String}"
+            " AND name LIKE 'record_staging%'",
+            {"db": database},
+        )
+        admin = clickhouse_connect.get_client(dsn=url)
+        for row in staging:  # as if this server had never seen them
+            admin.command(f"DROP TABLE `{database}`.`{row['name']}`")
+        with pytest.raises(Exception, match=r"UNKNOWN_TABLE|does not exist"):
+            stage(store, [BASES["g7"]])
+        assert [r["grade"] for r in stage(store, [BASES["g7"]])] == [BASES["g7"]["grade"]]
+    finally:
+        store.close()
+        other.close()
+
+
 def test_the_same_rows_landed_twice_collapse_under_final(store: Store, database: str) -> None:
     rows = [record(f"s{i}") for i in range(10)]
     land(store, rows)

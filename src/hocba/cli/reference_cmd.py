@@ -121,10 +121,11 @@ def _mirror(settings: Settings, ref: ReferenceData) -> str:
 
 
 def _publish(
-    progress: Progress, bootstrap: str, prefix: str, ref: ReferenceData
+    progress: Progress, settings: Settings, bootstrap: str, ref: ReferenceData
 ) -> list[TopicPlan]:
+    prefix = settings.reference_topic_prefix
     with _step(progress, "reading the reference topics"):
-        plans = asyncio.run(plan_publication(bootstrap, prefix, ref))
+        plans = asyncio.run(plan_publication(bootstrap, prefix, ref, settings.topic_replication))
     total = sum(len(p.changes) for p in plans)
     with _step(progress, f"publishing to {prefix}.*", total) as task:
         asyncio.run(publish(bootstrap, plans, lambda n: progress.advance(task, n)))
@@ -210,9 +211,9 @@ def load(
             totals = result["total"] = _counts(merged)
             with _step(progress, "mirroring into ClickHouse"):
                 mirror = result["mirror"] = _mirror(settings, merged)
-            bootstrap, prefix = settings.kafka_bootstrap, settings.reference_topic_prefix
+            bootstrap = settings.kafka_bootstrap
             try:
-                plans = _publish(progress, bootstrap, prefix, merged) if bootstrap else None
+                plans = _publish(progress, settings, bootstrap, merged) if bootstrap else None
             except Exception as exc:  # the directory and ClickHouse changed: say so
                 raise UserError(
                     f"{directory} and ClickHouse are updated, but publishing to Kafka failed "

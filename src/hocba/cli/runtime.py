@@ -33,10 +33,11 @@ def create_topics(settings: Settings, bootstrap: str) -> None:
     deploy/kubernetes/topics.yaml)."""
 
     async def create() -> None:
-        partitions = settings.topic_partitions
-        await ensure_topics(bootstrap, [settings.submissions_topic], partitions)
+        partitions, replication = settings.topic_partitions, settings.topic_replication
+        inputs = [settings.submissions_topic]
+        await ensure_topics(bootstrap, inputs, partitions, replication=replication)
         larger = [settings.dlq_topic, settings.landing_topic]
-        await ensure_topics(bootstrap, larger, partitions, LARGE_MESSAGES)
+        await ensure_topics(bootstrap, larger, partitions, LARGE_MESSAGES, replication)
 
     asyncio.run(create())
 

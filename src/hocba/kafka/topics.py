@@ -19,7 +19,11 @@ LARGE_MESSAGES: Mapping[str, str] = {"max.message.bytes": str(MAX_REQUEST_BYTES)
 
 
 async def ensure_topics(
-    bootstrap: str, names: list[str], partitions: int, configs: Mapping[str, str] | None = None
+    bootstrap: str,
+    names: list[str],
+    partitions: int,
+    configs: Mapping[str, str] | None = None,
+    replication: int = 1,
 ) -> None:
     """Create the missing ones; `configs` (e.g. `COMPACTED`) applies to those created here."""
     admin = tool_admin(bootstrap)
@@ -27,7 +31,7 @@ async def ensure_topics(
         await admin.start()  # inside: a broker that cannot be reached still gets a close()
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(n, partitions, 1, topic_configs=dict(configs or {}))
+            NewTopic(n, partitions, replication, topic_configs=dict(configs or {}))
             for n in names
             if n not in existing
         ]

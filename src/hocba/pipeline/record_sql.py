@@ -427,7 +427,9 @@ def summary_sql(database: str, staging: str) -> str:
     """
     db = f"`{database}`"
     staged_keys = f"SELECT {_KEY} FROM {db}.`{staging}`"
-    landed = f"SELECT {_KEY} FROM {db}.`records` WHERE ({_KEY}) IN ({staged_keys})"
+    # GLOBAL: on a cluster `records` is Distributed, and the staging table exists only on the
+    # node this store talks to; the keys are sent to the shards with the query.
+    landed = f"SELECT {_KEY} FROM {db}.`records` WHERE ({_KEY}) GLOBAL IN ({staged_keys})"
     repeated = f"{staged_keys} GROUP BY {_KEY} HAVING count() > 1"
     return (
         "SELECT m, count() AS records, countIf(code != '') AS failed,"
@@ -454,7 +456,7 @@ def staged_sql(database: str, staging: str, some: bool = False) -> str:
         f" FROM {staged} AS staged"
         f" LEFT JOIN (SELECT {_KEY}, max(revision) AS landed_revision,"
         " argMax(content_hash, revision) AS landed_hash"
-        f" FROM {db}.`records` WHERE ({_KEY}) IN (SELECT {_KEY} FROM {staged})"
+        f" FROM {db}.`records` WHERE ({_KEY}) GLOBAL IN (SELECT {_KEY} FROM {staged})"
         f" GROUP BY {_KEY}) AS landed USING ({_KEY})"
         " ORDER BY m, idx SETTINGS join_use_nulls = 0"
     )

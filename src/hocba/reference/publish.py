@@ -83,11 +83,13 @@ async def latest_values(bootstrap: str, topic: str) -> dict[bytes, bytes]:
     return values
 
 
-async def plan_publication(bootstrap: str, prefix: str, ref: ReferenceData) -> list[TopicPlan]:
+async def plan_publication(
+    bootstrap: str, prefix: str, ref: ReferenceData, replication: int = 1
+) -> list[TopicPlan]:
     """Create the compacted topics if missing (one partition: small, and one order per key)
     and work out each one's changes against its latest values."""
     topics = [f"{prefix}.{kind}" for kind in TOPIC_KINDS]
-    await ensure_topics(bootstrap, topics, 1, COMPACTED)
+    await ensure_topics(bootstrap, topics, 1, COMPACTED, replication)
     current = await asyncio.gather(*(latest_values(bootstrap, t) for t in topics))
     wanted = reference_entries(ref)
     return [

@@ -56,6 +56,12 @@ def _connect(url: str) -> Any:
         ) from None
 
 
+# On a cluster `records`, `submissions` and `dead_letters` are Distributed tables: an insert
+# returns only once the shard has the rows, so an offset is never committed before they land
+# (deploy/clickhouse/cluster.sql). A single server ignores it.
+ON_EVERY_SHARD = {"distributed_foreground_insert": 1}
+
+
 class ServerStore:
     def __init__(self, url: str, database: str) -> None:
         self._database = check_database(database)
@@ -78,16 +84,24 @@ class ServerStore:
         a Memory table, then are staged from there: one path for HTTP and clickhouse-connect's
         chdb backend (which takes no binary request body)."""
         raw = f"`{self._database}`.`{self._raw}`"
-        if structure != self._raw_structure:
-            self._client.command(staging_ddl(self._database, self._staging))
-            self._client.command(f"CREATE OR REPLACE TABLE {raw} ({structure}) ENGINE = Memory")
-            self._raw_structure = structure
-        self._client.command(f"TRUNCATE TABLE {raw}")
-        for data in containers:
-            self._client.raw_insert(f"{self._database}.{self._raw}", insert_block=data, fmt="Avro")
-        self._client.command(f"TRUNCATE TABLE `{self._database}`.`{self._staging}`")
-        sql = stage_sql(self._database, self._staging, raw)
-        self._client.command(sql, parameters=dict(parameters))
+        try:
+            if structure != self._raw_structure:
+                self._client.command(staging_ddl(self._database, self._staging))
+                self._client.command(f"CREATE OR REPLACE TABLE {raw} ({structure}) ENGINE = Memory")
+                self._raw_structure = structure
+            self._client.command(f"TRUNCATE TABLE {raw}")
+            for data in containers:
+                self._client.raw_insert(
+                    f"{self._database}.{self._raw}", insert_block=data, fmt="Avro"
+                )
+            self._client.command(f"TRUNCATE TABLE `{self._database}`.`{self._staging}`")
+            sql = stage_sql(self._database, self._staging, raw)
+            self._client.command(sql, parameters=dict(parameters))
+        except Exception:
+            # The staging tables live on one server: made again at the retry, in case it
+            # is another one now (a restarted server, or a reconnect through a service).
+            self._raw_structure = ""
+            raise
 
     def staged(self, messages: Sequence[int] | None = None) -> list[dict[str, Any]]:
         return self.query(*staged_request(self._database, self._staging, messages))
@@ -103,11 +117,14 @@ class ServerStore:
                 "insert_deduplication_token": check_token(dedup_token),
                 "insert_deduplicate": 1,
                 "async_insert": 0,
+                **ON_EVERY_SHARD,
             },
         )
 
     def insert_rows(self, table_name: str, table: pa.Table) -> None:
-        self._client.insert_arrow(check_table(table_name), table, database=self._database)
+        self._client.insert_arrow(
+            check_table(table_name), table, database=self._database, settings=ON_EVERY_SHARD
+        )
 
     def replace_reference(self, table_name: str, table: pa.Table) -> None:
         def insert(name: str, rows: pa.Table) -> None:
