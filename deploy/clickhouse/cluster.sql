@@ -271,3 +271,13 @@ CREATE VIEW IF NOT EXISTS hocba.dead_letters_by_reason ON CLUSTER '{cluster}' AS
 SELECT code, stage, sender_code, count() AS messages, max(failed_at) AS last_failed_at
 FROM hocba.dead_letters
 GROUP BY code, stage, sender_code;
+
+-- The workers' user: it creates the schema objects at start (all exist already: nothing
+-- happens), stages each batch in Memory tables of its own (CREATE, TRUNCATE, DROP), inserts,
+-- and replaces reference sets (a scratch table, then ALTER … REPLACE PARTITION). Create the
+-- user first (CREATE USER hocba ON CLUSTER '{cluster}' IDENTIFIED BY '…'). Analysts and
+-- Grafana get SELECT on hocba.* only.
+GRANT ON CLUSTER '{cluster}' SELECT, INSERT, ALTER, CREATE TABLE, CREATE VIEW, DROP TABLE,
+    TRUNCATE, SHOW TABLES ON hocba.* TO hocba;
+GRANT ON CLUSTER '{cluster}' CREATE DATABASE ON hocba.* TO hocba;
+GRANT ON CLUSTER '{cluster}' CREATE TEMPORARY TABLE ON *.* TO hocba;  -- GLOBAL IN's sets
