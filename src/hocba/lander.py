@@ -14,6 +14,7 @@ landed, and lands the batches in order.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Mapping, MutableMapping, Sequence
@@ -33,7 +34,7 @@ from hocba.landing import (
 )
 from hocba.metrics import Metrics
 from hocba.pipeline.deadletter import DeadLetter
-from hocba.pipeline.process import Prepared
+from hocba.pipeline.process import Accepted, Prepared
 from hocba.reference.loader import load_reference_dir
 from hocba.reference.tables import mirror_reference
 from hocba.settings import Settings
@@ -41,6 +42,16 @@ from hocba.store.base import Store
 from hocba.store.factory import open_store
 
 log = logging.getLogger("hocba.lander")
+
+
+def _signed(item: Accepted) -> bytes:
+    """What layer 1 remembers of a submission besides its id: its signature's digest. The id
+    is not signed, and a vendor may send other content under one already landed; that must
+    reach the record lookup, not be dropped as a re-delivery. A re-delivery, or a replay,
+    carries the very same signature (hashed: a few hundred bytes, not the message)."""
+    return hashlib.sha256(item.submission.signature).digest()[:16]
+
+
 READY_PROBE_TIMEOUT_S = 5.0
 
 
@@ -57,7 +68,7 @@ class Lander:
         self.settings = settings
         self.metrics = metrics
         self.backpressure = backpressure
-        self.seen = seen  # submission id -> b'1' once landed completely (DESIGN §5, layer 1)
+        self.seen = seen  # submission id -> `_signed` once landed completely (DESIGN §5, layer 1)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-store")
         self.stage_thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-stage")
         self.stage = RecordStage.build(
@@ -110,15 +121,20 @@ class Lander:
     def _redelivered(self, prepared: Prepared) -> frozenset[str]:
         if self.seen is None:
             return frozenset()
-        ids = (a.submission.submission_id for a in prepared.accepted)
-        return frozenset(sid for sid in ids if self.seen.get(sid.encode()))
+        return frozenset(
+            a.submission.submission_id
+            for a in prepared.accepted
+            if self.seen.get(a.submission.submission_id.encode()) == _signed(a)
+        )
 
-    def _remember(self, result: LandResult) -> None:
+    def _remember(self, prepared: Prepared, result: LandResult) -> None:
         """Only completely landed submissions: one with failed records must stay replayable."""
         if self.seen is None:
             return
+        signed = {a.submission.submission_id: _signed(a) for a in prepared.accepted}
         for sid in result.complete:
-            self.seen[sid.encode()] = b"1"
+            if sid in signed:
+                self.seen[sid.encode()] = signed[sid]
 
     async def read(self, sql: str, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """A read-only query on the store's own thread (see hocba.store.remote)."""
@@ -205,7 +221,7 @@ class Lander:
         await retry_outage(
             "dead-lettering", lambda: self._send(result.dead_letters), self.backpressure
         )
-        self._remember(result)
+        self._remember(prepared, result)
         self._observe(prepared, result)
         return result
 

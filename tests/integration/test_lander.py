@@ -80,6 +80,36 @@ def test_a_submission_landed_completely_is_not_staged_again(tmp_path: Path) -> N
     assert (result.counts["records_landed"], result.counts["records_duplicate"]) == (4, 4)
 
 
+def test_other_content_under_a_landed_submission_id_is_not_taken_for_a_redelivery(
+    tmp_path: Path,
+) -> None:
+    """The id is not signed: a vendor re-sending a corrected class under the same id had its
+    change dropped as a re-delivery, audited as duplicates, until the worker restarted."""
+    world = World(tmp_path / "world")
+    records = decode(world.registry, RECORD_BATCH, world.submission.payload)["records"]
+    original = process_batch(
+        [raw(world.envelope(encode_payload(world.registry, records)))], world.ctx
+    )
+    corrected = [{**r, "revision": r["revision"] + 1} for r in records]
+    resent = process_batch(
+        [raw(world.envelope(encode_payload(world.registry, corrected)))], world.ctx
+    )
+    [item] = resent.accepted
+    same_id = replace(item.submission, submission_id=original.accepted[0].submission.submission_id)
+    resent = replace(resent, accepted=(replace(item, submission=same_id),))
+
+    async def scenario() -> Any:
+        lander = _lander(world, tmp_path / "state", seen=RecentlySeen(16))
+        try:
+            await lander.land(original, 0)
+            return await lander.land(resent, 0)
+        finally:
+            await lander.stop()
+
+    result = asyncio.run(scenario())
+    assert result.counts["records_landed"] == len(records)  # corrections, not duplicates
+
+
 def test_a_batch_staged_ahead_still_sees_the_batch_before_it_land(tmp_path: Path) -> None:
     """Batch 2 is staged before batch 1 lands; its dedupe lookup runs after, so a record of
     batch 1 sent again counts as a duplicate, and a correction of another lands."""
