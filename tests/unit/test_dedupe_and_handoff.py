@@ -147,6 +147,19 @@ def test_handoff_refuses_bytes_of_another_format() -> None:
         decode_item(b'{"kind": "accepted"}', REGISTRY)
 
 
+def test_a_verdict_the_lander_cannot_read_dead_letters_the_vendors_message() -> None:
+    """In a rolling upgrade, newer verifiers may send what an older lander cannot read (here
+    an envelope of a schema version it does not know): the dead letter must be the vendor's
+    bytes, replayable after the upgrade, not the hand-off item's."""
+    unknown_version = b"\xc3\x01" + bytes(8) + b"a newer envelope"
+    submission = Submission("sid", "SGD-2024-01", "v", 0, b"p", b"s", "ED25519", ())
+    item = encode_item(Accepted(message(unknown_version), submission, "fp"))
+    back = decode_item(item, REGISTRY)
+    assert isinstance(back, Rejection) and back.code is Reason.INTERNAL_ERROR
+    assert back.message == message(unknown_version)
+    assert "upgrade it to the verifiers' version, then replay" in back.detail
+
+
 def test_dead_letter_keeps_bytes_and_carries_every_header() -> None:
     rejection = Rejection(
         message(),

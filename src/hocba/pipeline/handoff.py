@@ -119,12 +119,28 @@ def encode_item(item: Accepted | Rejection) -> bytes:
 
 
 def decode_item(data: bytes, registry: SchemaRegistry) -> Accepted | Rejection:
-    """Raises on bytes that are not a hand-off item (the caller dead-letters them)."""
+    """Raises on bytes that are not a hand-off item (the caller dead-letters them).
+
+    An item whose vendor message is readable but whose verdict is not (a reason code or a
+    schema version of verifiers newer than this lander, in a rolling upgrade) is that
+    message's dead letter, `internal.error`: its original bytes, replayable once the lander
+    is upgraded, rather than the item's bytes, which no replay could land."""
     if data[:1] != FORMAT:
         raise ValueError(f"not a hand-off item of format {FORMAT!r} (first byte {data[:1]!r})")
     body = fastavro.schemaless_reader(io.BytesIO(data[1:]), _SCHEMA, None)
     assert isinstance(body, dict)
     message = _raw(body["message"])
+    try:
+        return _verdict(body, message, registry)
+    except Exception as exc:
+        detail = f"this lander cannot read the verifier's verdict ({type(exc).__name__}: {exc})"
+        detail += ": upgrade it to the verifiers' version, then replay"
+        return Rejection(message, Reason.INTERNAL_ERROR, detail)
+
+
+def _verdict(
+    body: dict[str, Any], message: RawMessage, registry: SchemaRegistry
+) -> Accepted | Rejection:
     refused = body["rejected"]
     if refused is not None:
         errors = tuple(
