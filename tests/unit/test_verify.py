@@ -352,6 +352,7 @@ def _ec_cert(
     *,
     ca: bool = True,
     days: int = 30,
+    starts_in: int = -1,  # days
 ) -> x509.Certificate:
     return (
         x509.CertificateBuilder()
@@ -359,7 +360,7 @@ def _ec_cert(
         .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_before(NOW + timedelta(days=starts_in))
         .not_valid_after(NOW + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
@@ -401,15 +402,19 @@ def test_a_name_the_sender_chose_is_cut_short_in_the_failure(verifier: Verifier)
     assert isinstance(result, VerifyFailure) and 100 < len(result.detail) <= 400
 
 
-def test_path_building_sees_one_certificate_per_ca_and_no_sender_root() -> None:
+def test_path_building_sees_one_certificate_per_ca_and_none_self_issued() -> None:
     """Copies of one CA (one name and key) issuing each other made path building try every
-    order of them: ~0.6 s of a core per message sent with a fresh leaf."""
-    root_key, ca_key, other_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    order of them: ~0.6 s of a core per message sent with a fresh leaf. What a chain needs
+    stays: a cross-certificate, and of a CA's renewals the one valid at the time."""
+    root_key, ca_key, other_key = (ec.generate_private_key(ec.SECP256R1()) for _ in "123")
     root = _ec_cert(_cn("root"), _cn("root"), root_key, root_key)
     old, new = (_ec_cert(_cn("CA"), _cn("root"), ca_key, root_key, days=d) for d in (10, 300))
-    copy = _ec_cert(_cn("CA"), _cn("CA"), ca_key, ca_key)  # self-issued: a root, or a loop
-    other = _ec_cert(_cn("other CA"), _cn("root"), other_key, root_key)
-    assert one_per_ca([root, old, new, copy, other, old]) == [new, other]
+    renewal = _ec_cert(_cn("CA"), _cn("root"), ca_key, root_key, days=900, starts_in=5)
+    copy = _ec_cert(_cn("CA"), _cn("CA"), ca_key, ca_key)  # self-issued: from the store only
+    cross = _ec_cert(_cn("CA"), _cn("other root"), ca_key, other_key)
+    presented = [root, old, new, renewal, copy, cross, old]
+    assert one_per_ca(presented, NOW) == [new, cross]
+    assert one_per_ca(presented, NOW + timedelta(days=400)) == [renewal, cross]
 
 
 def test_a_path_longer_than_the_depth_limit_is_refused() -> None:

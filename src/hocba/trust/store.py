@@ -152,27 +152,33 @@ def build_chain(
         .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
         .build_client_verifier()
     )
-    return verifier.verify(leaf, [*one_per_ca(presented), *store.intermediates]).chain
+    return verifier.verify(leaf, [*one_per_ca(presented, at), *store.intermediates]).chain
 
 
-def one_per_ca(presented: Sequence[x509.Certificate]) -> list[x509.Certificate]:
-    """A sender's CA certificates as path building should see them: one per CA (name and
-    key), the one valid longest (a re-issued CA certificate may travel with its old one), and
-    none self-issued, since a root is trusted only from the store.
+def one_per_ca(presented: Sequence[x509.Certificate], at: datetime) -> list[x509.Certificate]:
+    """A sender's CA certificates as path building should see them: one per issuer, name and
+    key, and none self-issued. A re-issued CA certificate may travel with its old one: the
+    one valid at `at` is kept, else the one valid longest; a cross-certificate (another
+    issuer) is another candidate. Roots and a root's rollover links (self-issued) are
+    trusted only from the store (`anchors/`, `intermediates/`).
 
-    Path building tries every order of the candidates for an issuer: a chain of copies of one
-    CA (one name and key, many serials, issuing each other) cost ~0.6 s of a core per message
-    sent with a fresh leaf, ~2 ms once each CA is one certificate."""
-    best: dict[tuple[bytes, bytes], x509.Certificate] = {}
+    Path building tries every order of the candidates for an issuer: copies of one CA (one
+    name and key, many serials, issuing each other) cost ~0.6 s of a core per message sent
+    with a fresh leaf, ~2 ms as one candidate. Telling a self-signed copy from a rollover link
+    would cost a signature check per certificate sent, ~10 ms a message with P-384 keys."""
+    best: dict[tuple[bytes, bytes, bytes], tuple[tuple[bool, datetime], x509.Certificate]] = {}
     for cert in presented:
         if cert.issuer == cert.subject:
             continue
         spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-        ca = (cert.subject.public_bytes(), spki)
-        kept = best.get(ca)
-        if kept is None or cert.not_valid_after_utc > kept.not_valid_after_utc:
-            best[ca] = cert
-    return list(best.values())
+        ca = (cert.issuer.public_bytes(), cert.subject.public_bytes(), spki)
+        rank = (
+            cert.not_valid_before_utc <= at <= cert.not_valid_after_utc,
+            cert.not_valid_after_utc,
+        )
+        if ca not in best or rank > best[ca][0]:
+            best[ca] = (rank, cert)
+    return [cert for _, cert in best.values()]
 
 
 def same_name(a: x509.Name, b: x509.Name) -> bool:
