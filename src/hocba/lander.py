@@ -119,13 +119,16 @@ class Lander:
             return False
 
     def _redelivered(self, prepared: Prepared) -> frozenset[str]:
+        """Ids whose every message in the batch is the one landed: staging skips by id, and a
+        batch may hold a re-delivery beside other content sent under the same id."""
         if self.seen is None:
             return frozenset()
-        return frozenset(
-            a.submission.submission_id
-            for a in prepared.accepted
-            if self.seen.get(a.submission.submission_id.encode()) == _signed(a)
-        )
+        same: set[str] = set()
+        other: set[str] = set()
+        for a in prepared.accepted:
+            sid = a.submission.submission_id
+            (same if self.seen.get(sid.encode()) == _signed(a) else other).add(sid)
+        return frozenset(same - other)
 
     def _remember(self, prepared: Prepared, result: LandResult) -> None:
         """Only completely landed submissions: one with failed records must stay replayable."""

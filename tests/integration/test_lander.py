@@ -98,16 +98,20 @@ def test_other_content_under_a_landed_submission_id_is_not_taken_for_a_redeliver
     same_id = replace(item.submission, submission_id=original.accepted[0].submission.submission_id)
     resent = replace(resent, accepted=(replace(item, submission=same_id),))
 
-    async def scenario() -> Any:
-        lander = _lander(world, tmp_path / "state", seen=RecentlySeen(16))
+    async def scenario(state: str, then: Any) -> Any:
+        lander = _lander(world, tmp_path / state, seen=RecentlySeen(16))
         try:
             await lander.land(original, 0)
-            return await lander.land(resent, 0)
+            return await lander.land(then, 0)
         finally:
             await lander.stop()
 
-    result = asyncio.run(scenario())
-    assert result.counts["records_landed"] == len(records)  # corrections, not duplicates
+    alone = asyncio.run(scenario("alone", resent))
+    assert alone.counts["records_landed"] == len(records)  # corrections, not duplicates
+    both = replace(original, accepted=(*original.accepted, *resent.accepted))
+    beside_its_redelivery = asyncio.run(scenario("beside", both))
+    assert beside_its_redelivery.counts["records_landed"] == len(records)
+    assert beside_its_redelivery.counts["records_duplicate"] == len(records)
 
 
 def test_a_batch_staged_ahead_still_sees_the_batch_before_it_land(tmp_path: Path) -> None:
