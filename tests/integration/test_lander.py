@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from hocba import lander as lander_module
 from hocba.backoff import Backpressure
 from hocba.lander import Lander
 from hocba.metrics import Metrics
@@ -23,7 +24,7 @@ from hocba.pipeline.codec import RECORD_BATCH, decode
 from hocba.pipeline.process import process_batch
 from hocba.pipeline.seen import RecentlySeen
 from hocba.publishing import encode_payload
-from hocba.reference.loader import write_reference_dir
+from hocba.reference.loader import load_reference_dir, write_reference_dir
 from hocba.settings import Settings
 from tests.fuzz.test_fuzz_stages import World, raw
 
@@ -168,8 +169,18 @@ def test_a_batch_whose_staging_ahead_failed_is_staged_again_and_lands(tmp_path: 
     assert result.outcomes == Counter({("accepted", ""): len(world.valid) - 1})
 
 
-def test_a_reference_copy_the_store_refused_is_made_at_the_next_batch(tmp_path: Path) -> None:
-    """It was counted as done: the store kept the old tables until the files changed again."""
+def test_a_reference_copy_the_store_refused_is_made_at_the_next_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was counted as done: the store kept the old tables until the files changed again.
+    The retry copies what was read, without reading a national school list again."""
+    reads: list[Path] = []
+
+    def counted(directory: Path) -> Any:
+        reads.append(directory)
+        return load_reference_dir(directory)
+
+    monkeypatch.setattr(lander_module, "load_reference_dir", counted)
     world = World(tmp_path / "world")
     reference_dir, fault = tmp_path / "reference", tmp_path / "store-is-out"
     write_reference_dir(reference_dir, replace(world.scenario.reference, schools={}))
@@ -193,6 +204,7 @@ def test_a_reference_copy_the_store_refused_is_made_at_the_next_batch(tmp_path: 
             await lander.stop()
 
     assert asyncio.run(scenario()).counts["records_landed"] == 1
+    assert len(reads) == 2  # the first copy, then the changed files once
 
 
 def test_batches_staged_side_by_side_both_see_a_reference_change(tmp_path: Path) -> None:
