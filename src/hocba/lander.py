@@ -43,6 +43,7 @@ from hocba.store.base import Store
 from hocba.store.factory import open_store
 
 log = logging.getLogger("hocba.lander")
+READY_PROBE_TIMEOUT_S = 5.0
 
 
 def _signed(item: Accepted) -> bytes:
@@ -51,9 +52,6 @@ def _signed(item: Accepted) -> bytes:
     reach the record lookup, not be dropped as a re-delivery. A re-delivery, or a replay,
     carries the very same signature (hashed: a few hundred bytes, not the message)."""
     return hashlib.sha256(item.submission.signature).digest()[:16]
-
-
-READY_PROBE_TIMEOUT_S = 5.0
 
 
 class Lander:

@@ -9,15 +9,11 @@ from typing import Any
 
 import pytest
 
+from hocba.domain.limits import MAX_CERTIFICATE_BYTES, MAX_CHAIN_LENGTH
 from hocba.domain.messages import RawMessage, Rejection, Submission
 from hocba.domain.reasons import Reason
 from hocba.pipeline.codec import HEADER_LEN, MAGIC, RECORD_BATCH, SUBMISSION, encode, load_registry
-from hocba.pipeline.decode import (
-    MAX_CERTIFICATE_BYTES,
-    MAX_CHAIN_LENGTH,
-    decode_envelope,
-    decode_payload,
-)
+from hocba.pipeline.decode import decode_envelope, decode_payload
 from hocba.publishing import encode_payload
 from hocba.synth import demo_schools, generate_records
 

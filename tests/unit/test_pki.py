@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from hocba.pipeline.decode import MAX_CHAIN_LENGTH
+from hocba.domain.limits import MAX_CHAIN_LENGTH
 from hocba.trust import pki as demo
 from hocba.trust.pki import DemoPki, generate_demo_pki
 from hocba.trust.register import CertStatus, load_register, save_register, set_status

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
+from hocba.domain.limits import MAX_CERTIFICATE_BYTES, MAX_CHAIN_LENGTH
 from hocba.domain.reasons import Reason
 from hocba.pipeline import rules_data
 from hocba.pipeline.codec import MAGIC, RECORD_BATCH, decode, load_registry
-from hocba.pipeline.decode import MAX_CERTIFICATE_BYTES, MAX_CHAIN_LENGTH, MAX_TEXT_LENGTH
+from hocba.pipeline.decode import MAX_TEXT_LENGTH
 from hocba.pipeline.validate import validate_record
 from hocba.publishing import encode_payload, record_from_json
 from hocba.records_file import index_records

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hocba.domain.limits import MAX_CERTIFICATE_BYTES, MAX_CHAIN_LENGTH
 from hocba.domain.messages import RawMessage, Rejection, Submission
 from hocba.domain.reasons import Reason
 from hocba.pipeline.codec import (
@@ -33,10 +34,6 @@ from hocba.pipeline.codec import (
 )
 
 MAX_TEXT_LENGTH = 65_536  # any string field; the payload bytes are bounded by the message size
-MAX_CHAIN_LENGTH = 8  # certificates in one envelope's chain: a leaf, its CAs, maybe the root
-# One certificate's DER. CAs here issue 1-2 KB certificates; a sender's 0.9 MB one with
-# thousands of name attributes took ~0.7 s of a core to parse and name.
-MAX_CERTIFICATE_BYTES = 16_384
 _FIXED_WIDTH = {"null": 0, "boolean": 1, "float": 4, "double": 8}
 
 

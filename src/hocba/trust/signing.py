@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from hocba.pipeline.decode import MAX_CERTIFICATE_BYTES, MAX_CHAIN_LENGTH
+from hocba.domain.limits import MAX_CERTIFICATE_BYTES, MAX_CHAIN_LENGTH
 
 RSA_PKCS1V15_SHA256 = "RSA_PKCS1V15_SHA256"
 RSA_PSS_SHA256 = "RSA_PSS_SHA256"
