@@ -26,9 +26,11 @@
 -- * progress: the incremental aggregate of records, maintained per shard by progress_mv;
 --   uniqExact states merge exactly across shards.
 --
--- The workers' ClickHouse user should insert synchronously through Distributed tables, so a
--- batch is acknowledged (and its Kafka offset committed) only once a shard has it:
---   ALTER USER hocba SETTINGS distributed_foreground_insert = 1;
+-- The workers insert through the Distributed tables with distributed_foreground_insert = 1
+-- (set per insert), so a batch is acknowledged, and its Kafka offset committed, only once
+-- its shard has it. Sharding keys are deterministic and the local tables remember 10,000
+-- block hashes, so an insert retried after a lost reply reaches the same shard and is
+-- dropped there, as on a single server.
 
 CREATE DATABASE IF NOT EXISTS hocba ON CLUSTER '{cluster}';
 
@@ -103,7 +105,8 @@ CREATE TABLE IF NOT EXISTS hocba.submissions_local ON CLUSTER '{cluster}' (
 )
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
 PARTITION BY toYYYYMM(received_at)
-ORDER BY (sender_code, received_at, submission_id);
+ORDER BY (sender_code, received_at, submission_id)
+SETTINGS replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS hocba.submissions ON CLUSTER '{cluster}' AS hocba.submissions_local
 ENGINE = Distributed('{cluster}', hocba, submissions_local, cityHash64(submission_id));
@@ -124,10 +127,12 @@ CREATE TABLE IF NOT EXISTS hocba.dead_letters_local ON CLUSTER '{cluster}' (
 )
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
 PARTITION BY toYYYYMM(failed_at)
-ORDER BY (code, failed_at);
+ORDER BY (code, failed_at)
+SETTINGS replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS hocba.dead_letters ON CLUSTER '{cluster}' AS hocba.dead_letters_local
-ENGINE = Distributed('{cluster}', hocba, dead_letters_local, rand());
+ENGINE = Distributed('{cluster}', hocba, dead_letters_local,
+    cityHash64(topic, kafka_partition, kafka_offset));
 
 -- provinces: reference data, a full copy on every node (one ZooKeeper path for all shards)
 CREATE TABLE IF NOT EXISTS hocba.provinces ON CLUSTER '{cluster}' (
