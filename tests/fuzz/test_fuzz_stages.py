@@ -30,7 +30,7 @@ from hocba.domain.messages import RawMessage, Rejection, Submission
 from hocba.domain.reasons import Reason
 from hocba.landing import LandResult, RecordStage, land_prepared
 from hocba.pipeline.codec import MAGIC, RECORD_BATCH, SUBMISSION, SchemaRegistry
-from hocba.pipeline.decode import decode_envelope
+from hocba.pipeline.decode import decode_envelope, first_block_count
 from hocba.pipeline.process import PipelineContext, Prepared, process_batch
 from hocba.publishing import build_submission
 from hocba.reference.tables import mirror_reference
@@ -177,6 +177,17 @@ def test_mutated_payloads_signed_correctly(
     assert all(r.message is mutant for r in result.rejected), result.rejected
     for rejection in result.rejected:
         assert rejection.code is not Reason.INTERNAL_ERROR, rejection.detail
+    sent = {
+        a.submission.submission_id: first_block_count(world.registry, a.submission.payload)
+        for a in prepared.accepted
+        if a.message is not mutant
+    }
+    audited = {r["submission_id"]: r for r in result.audit["submissions"].to_pylist()}
+    for sid, records in sent.items():  # the neighbours: every record theirs, and landed
+        row = audited[sid]
+        assert row["outcome"] in ("accepted", "duplicate"), row
+        assert row["records_landed"] + row["records_duplicate"] == row["records_total"] == records
+    assert len(sent) == 2
 
 
 @fuzz
