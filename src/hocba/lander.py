@@ -209,21 +209,25 @@ class Lander:
                 ahead.append(await staging)
             except Exception as exc:  # e.g. the store is out: landing retries it below
                 log.warning("staging ahead failed, staging again: %s", exc)
-        if not ahead:
-            await self._mirror_reference(store)
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         redelivered = self._redelivered(prepared)
         worker = self.settings.worker_name
 
-        def land_once() -> LandResult:
+        async def land_once() -> LandResult:
             if ahead:
-                return land_staged_batch(store, ahead.pop(), self.stage, worker)
-            return land_prepared(store, prepared, self.stage, worker, redelivered)
+                staged = ahead.pop()
+                return await loop.run_in_executor(
+                    self.thread, land_staged_batch, store, staged, self.stage, worker
+                )
+            # Staged here, at each try: the reference data copied first, since an outage
+            # this batch waited out may have held back the copy of a change.
+            await self._mirror_reference(store)
+            return await loop.run_in_executor(
+                self.thread, land_prepared, store, prepared, self.stage, worker, redelivered
+            )
 
-        result = await retry_outage(
-            "landing", lambda: loop.run_in_executor(self.thread, land_once), self.backpressure
-        )
+        result = await retry_outage("landing", land_once, self.backpressure)
         for table_name, rows in result.audit.items():
             insert = partial(loop.run_in_executor, self.thread, store.insert_rows, table_name, rows)
             await retry_outage(f"auditing ({table_name})", insert, self.backpressure)

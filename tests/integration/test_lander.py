@@ -207,6 +207,40 @@ def test_a_reference_copy_the_store_refused_is_made_at_the_next_batch(
     assert len(reads) == 2  # the first copy, then the changed files once
 
 
+def test_a_batch_that_waits_out_an_outage_lands_with_the_reference_changed_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """The copy was tried once before the outage's retries: the batch then landed against
+    the old tables (here: every school unknown) once the store was back."""
+    world = World(tmp_path / "world")
+    reference_dir, fault = tmp_path / "reference", tmp_path / "store-is-out"
+    write_reference_dir(reference_dir, replace(world.scenario.reference, schools={}))
+    records = world.scenario.records
+
+    def batch(chosen: dict[str, Any]) -> Any:
+        value = raw(world.envelope(encode_payload(world.registry, [chosen])))
+        return process_batch([value], world.ctx)
+
+    async def scenario() -> Any:
+        lander = _lander(world, tmp_path / "state", fault, reference_dir)
+        try:
+            await lander.land(batch(records[0]), 0)  # the store open, the old tables in it
+            fault.touch()
+            write_reference_dir(reference_dir, world.scenario.reference)
+            landing = asyncio.ensure_future(lander.land(batch(records[1]), 0))
+            for _ in range(1200):  # its first try fails: an outage (a guard against a hang)
+                if lander.backpressure.active:
+                    break
+                await asyncio.sleep(0.05)
+            assert lander.backpressure.active
+            fault.unlink()
+            return await landing
+        finally:
+            await lander.stop()
+
+    assert asyncio.run(scenario()).counts["records_landed"] == 1
+
+
 def test_batches_staged_side_by_side_both_see_a_reference_change(tmp_path: Path) -> None:
     """The first batch after a change copies the reference data into the store; the batch
     staged beside it must wait for that copy, not stage against the old tables."""
