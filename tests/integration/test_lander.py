@@ -21,7 +21,7 @@ from hocba.backoff import Backpressure
 from hocba.lander import Lander
 from hocba.metrics import Metrics
 from hocba.pipeline.codec import RECORD_BATCH, decode
-from hocba.pipeline.process import process_batch
+from hocba.pipeline.process import Prepared, process_batch
 from hocba.pipeline.seen import RecentlySeen
 from hocba.publishing import encode_payload
 from hocba.reference.loader import load_reference_dir, write_reference_dir
@@ -54,6 +54,20 @@ def _lander(
     )
     metrics = Metrics()
     return Lander(Letters(), settings, metrics, Backpressure(metrics.backpressure), seen)
+
+
+def _batch(world: World, *chosen: dict[str, Any]) -> Prepared:
+    """One signed message of the chosen records, through the CPU stage."""
+    value = raw(world.envelope(encode_payload(world.registry, list(chosen))))
+    return process_batch([value], world.ctx)
+
+
+def _schools_unknown(world: World, tmp_path: Path) -> Path:
+    """A reference directory in which every record's school is unknown, for a test to
+    change into the world's own while a lander runs."""
+    reference_dir = tmp_path / "reference"
+    write_reference_dir(reference_dir, replace(world.scenario.reference, schools={}))
+    return reference_dir
 
 
 def test_a_submission_landed_completely_is_not_staged_again(tmp_path: Path) -> None:
@@ -182,24 +196,19 @@ def test_a_reference_copy_the_store_refused_is_made_at_the_next_batch(
 
     monkeypatch.setattr(lander_module, "load_reference_dir", counted)
     world = World(tmp_path / "world")
-    reference_dir, fault = tmp_path / "reference", tmp_path / "store-is-out"
-    write_reference_dir(reference_dir, replace(world.scenario.reference, schools={}))
+    reference_dir, fault = _schools_unknown(world, tmp_path), tmp_path / "store-is-out"
     records = world.scenario.records
-
-    def batch(chosen: dict[str, Any]) -> Any:
-        value = raw(world.envelope(encode_payload(world.registry, [chosen])))
-        return process_batch([value], world.ctx)
 
     async def scenario() -> Any:
         lander = _lander(world, tmp_path / "state", fault, reference_dir)
         try:
-            await lander.land(batch(records[0]), 0)  # the store open, the old tables in it
+            await lander.land(_batch(world, records[0]), 0)  # the store open, the old tables in it
             write_reference_dir(reference_dir, world.scenario.reference)
             fault.touch()
             with contextlib.suppress(Exception):  # the copy fails, as does the staging
-                await lander.stage_ahead(batch(records[1]), 0)
+                await lander.stage_ahead(_batch(world, records[1]), 0)
             fault.unlink()
-            return await lander.land(batch(records[2]), 0)
+            return await lander.land(_batch(world, records[2]), 0)
         finally:
             await lander.stop()
 
@@ -213,21 +222,16 @@ def test_a_batch_that_waits_out_an_outage_lands_with_the_reference_changed_meanw
     """The copy was tried once before the outage's retries: the batch then landed against
     the old tables (here: every school unknown) once the store was back."""
     world = World(tmp_path / "world")
-    reference_dir, fault = tmp_path / "reference", tmp_path / "store-is-out"
-    write_reference_dir(reference_dir, replace(world.scenario.reference, schools={}))
+    reference_dir, fault = _schools_unknown(world, tmp_path), tmp_path / "store-is-out"
     records = world.scenario.records
-
-    def batch(chosen: dict[str, Any]) -> Any:
-        value = raw(world.envelope(encode_payload(world.registry, [chosen])))
-        return process_batch([value], world.ctx)
 
     async def scenario() -> Any:
         lander = _lander(world, tmp_path / "state", fault, reference_dir)
         try:
-            await lander.land(batch(records[0]), 0)  # the store open, the old tables in it
+            await lander.land(_batch(world, records[0]), 0)  # the store open, the old tables in it
             fault.touch()
             write_reference_dir(reference_dir, world.scenario.reference)
-            landing = asyncio.ensure_future(lander.land(batch(records[1]), 0))
+            landing = asyncio.ensure_future(lander.land(_batch(world, records[1]), 0))
             for _ in range(1200):  # its first try fails: an outage (a guard against a hang)
                 if lander.backpressure.active:
                     break
@@ -245,23 +249,17 @@ def test_batches_staged_side_by_side_both_see_a_reference_change(tmp_path: Path)
     """The first batch after a change copies the reference data into the store; the batch
     staged beside it must wait for that copy, not stage against the old tables."""
     world = World(tmp_path / "world")
-    reference_dir = tmp_path / "reference"
-    without = replace(world.scenario.reference, schools={})  # every record's school unknown
-    write_reference_dir(reference_dir, without)
+    reference_dir = _schools_unknown(world, tmp_path)
     records = world.scenario.records
-
-    def batch(*chosen: dict[str, Any]) -> Any:
-        value = raw(world.envelope(encode_payload(world.registry, list(chosen))))
-        return process_batch([value], world.ctx)
 
     async def scenario() -> list[Any]:
         lander = _lander(world, tmp_path / "state", reference_dir=reference_dir)
         try:
             for slot in (0, 1):  # both stores open, the old tables copied in
-                warm = batch(records[slot])
+                warm = _batch(world, records[slot])
                 await lander.land(warm, slot, lander.stage_ahead(warm, slot))
             write_reference_dir(reference_dir, world.scenario.reference)
-            one, two = batch(records[2], records[3]), batch(records[4], records[5])
+            one, two = _batch(world, records[2], records[3]), _batch(world, records[4], records[5])
             staged = [
                 asyncio.ensure_future(lander.stage_ahead(b, s)) for s, b in enumerate([one, two])
             ]
