@@ -153,29 +153,28 @@ class Lander:
         cannot write them while we hold chDB. Checked before every batch, in every role (a
         `land` worker has no CPU stage of its own to notice a reload); a few stat calls."""
         directory = self.settings.reference_dir
-        # One at a time: the fingerprint is taken before the copy ends, so a batch staging
-        # beside it would otherwise see "up to date" and stage against the old tables.
+        # One at a time: a batch staging beside a copy waits for it, rather than staging
+        # against the old tables.
         async with self.mirroring:
             fingerprint = dir_fingerprint(directory)
             if directory is None or fingerprint == self.reference_fingerprint:
                 return
-            previous, self.reference_fingerprint = self.reference_fingerprint, fingerprint
             loop = asyncio.get_running_loop()
             pending = self.reference_pending
             if pending is None or pending[0] != fingerprint:
                 try:
                     read = await loop.run_in_executor(self.thread, load_reference_dir, directory)
                 except Exception as exc:  # a broken file: said once, until the files change
+                    self.reference_fingerprint = fingerprint
                     log.error("the reference data does not load, the store keeps the last: %s", exc)
                     return
                 pending = self.reference_pending = (fingerprint, read)
             try:
                 await loop.run_in_executor(self.thread, mirror_reference, store, pending[1])
             except Exception as exc:  # keep the last good tables; landing must go on
-                self.reference_fingerprint = previous  # and copy again at the next batch
                 log.error("could not mirror the reference data into the store: %s", exc)
-                return
-            self.reference_pending = None
+                return  # copied again at the next batch
+            self.reference_fingerprint, self.reference_pending = fingerprint, None
 
     async def stage_ahead(self, prepared: Prepared, slot: int) -> StagedBatch:
         """Stage a batch ahead into the slot's store, for `land` with the same slot."""
