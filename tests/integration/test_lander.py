@@ -70,6 +70,15 @@ def _schools_unknown(world: World, tmp_path: Path) -> Path:
     return reference_dir
 
 
+async def _landed_on_unknown_schools(world: World, tmp_path: Path) -> tuple[Lander, Path, Path]:
+    """A lander whose store is open with the old tables in it (one batch landed), its
+    reference directory, and the file that puts its store out while it exists."""
+    reference_dir, fault = _schools_unknown(world, tmp_path), tmp_path / "store-is-out"
+    lander = _lander(world, tmp_path / "state", fault, reference_dir)
+    await lander.land(_batch(world, world.scenario.records[0]), 0)
+    return lander, reference_dir, fault
+
+
 def test_a_submission_landed_completely_is_not_staged_again(tmp_path: Path) -> None:
     """DESIGN §5 layer 1. The record lookup (layer 2) would audit the re-delivery with the same
     figures, so the pipeline's tests cannot tell whether layer 1 ran: what it skips can."""
@@ -196,13 +205,11 @@ def test_a_reference_copy_the_store_refused_is_made_at_the_next_batch(
 
     monkeypatch.setattr(lander_module, "load_reference_dir", counted)
     world = World(tmp_path / "world")
-    reference_dir, fault = _schools_unknown(world, tmp_path), tmp_path / "store-is-out"
     records = world.scenario.records
 
     async def scenario() -> Any:
-        lander = _lander(world, tmp_path / "state", fault, reference_dir)
+        lander, reference_dir, fault = await _landed_on_unknown_schools(world, tmp_path)
         try:
-            await lander.land(_batch(world, records[0]), 0)  # the store open, the old tables in it
             write_reference_dir(reference_dir, world.scenario.reference)
             fault.touch()
             with contextlib.suppress(Exception):  # the copy fails, as does the staging
@@ -222,13 +229,11 @@ def test_a_batch_that_waits_out_an_outage_lands_with_the_reference_changed_meanw
     """The copy was tried once before the outage's retries: the batch then landed against
     the old tables (here: every school unknown) once the store was back."""
     world = World(tmp_path / "world")
-    reference_dir, fault = _schools_unknown(world, tmp_path), tmp_path / "store-is-out"
     records = world.scenario.records
 
     async def scenario() -> Any:
-        lander = _lander(world, tmp_path / "state", fault, reference_dir)
+        lander, reference_dir, fault = await _landed_on_unknown_schools(world, tmp_path)
         try:
-            await lander.land(_batch(world, records[0]), 0)  # the store open, the old tables in it
             fault.touch()
             write_reference_dir(reference_dir, world.scenario.reference)
             landing = asyncio.ensure_future(lander.land(_batch(world, records[1]), 0))
