@@ -63,9 +63,13 @@ def load_reference(settings: Settings, reference: ReferenceData) -> None:
         mirror_reference(store, reference)
 
 
-async def publish(bootstrap: str, settings: Settings, messages: Sequence[Outgoing]) -> None:
+async def create_topics(bootstrap: str, settings: Settings) -> None:
     topics = [settings.submissions_topic, settings.dlq_topic, settings.landing_topic]
     await ensure_topics(bootstrap, topics, settings.topic_partitions)
+
+
+async def publish(bootstrap: str, settings: Settings, messages: Sequence[Outgoing]) -> None:
+    await create_topics(bootstrap, settings)
     await publish_all(bootstrap, settings.submissions_topic, messages)
 
 
@@ -77,8 +81,16 @@ def run_pipeline(
     timeout_s: float = 180,
     verifiers: int = 0,
 ) -> Run:
-    """One `all` worker, or (`verifiers` > 0) that many `verify` workers and one lander."""
+    """`messages` published, then `run_workers`."""
     asyncio.run(publish(bootstrap, settings, messages))
+    return run_workers(settings, bootstrap, log_path, timeout_s, verifiers)
+
+
+def run_workers(
+    settings: Settings, bootstrap: str, log_path: Path, timeout_s: float = 180, verifiers: int = 0
+) -> Run:
+    """One `all` worker, or (`verifiers` > 0) that many `verify` workers and one lander, until
+    everything on the topic is landed or dead-lettered."""
     if verifiers:
         workers = [spawn_worker(settings, bootstrap, log_path, role="land")] + [
             spawn_worker(

@@ -1,0 +1,103 @@
+"""What other Kafka clients send, the worker reads: every codec, and any header name.
+
+Kafka keeps the producer's codec (`compression.type=producer`): aiokafka reads lz4, snappy
+and zstd only with cramjam installed, and without it one such message made the worker's
+fetcher crash before any stage saw it, at every restart. librdkafka, sarama or franz-go send
+any bytes as a header name, and aiokafka decoded names strictly: the same crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from hocba.kafka.broker import EmbeddedBroker
+from hocba.kafka.producer import Outgoing
+from hocba.scenario import Scenario, build_scenario, signed_messages
+from hocba.settings import Settings
+from tests.conftest import isolated_settings
+from tests.integration.harness import create_topics, load_reference, query, run_workers
+from tests.kafka_batches import PLACEHOLDER, READ_AS, Record, batch_with_raw_names
+
+pytestmark = pytest.mark.integration
+
+CODECS = ("gzip", "snappy", "lz4", "zstd")
+NOT_A_SUBMISSION = b"not a submission"
+LANDED = "SELECT count() AS n FROM {db}.records FINAL"
+
+
+def _ready(tmp_path: Path) -> tuple[Scenario, Settings, list[Outgoing]]:
+    scenario = build_scenario(tmp_path / "in", records=40, provinces=("01",))
+    settings = isolated_settings(
+        tmp_path / "data", trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+    )
+    load_reference(settings, scenario.reference)
+    return scenario, settings, signed_messages(scenario, batch_size=10)
+
+
+def test_messages_compressed_with_each_kafka_codec_land(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    scenario, settings, messages = _ready(tmp_path)
+    assert len(messages) >= len(CODECS)
+
+    async def publish_compressed() -> None:
+        await create_topics(broker.bootstrap, settings)
+        for codec, message in zip(itertools.cycle(CODECS), messages):
+            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, compression_type=codec)
+            await producer.start()
+            try:
+                await producer.send_and_wait(
+                    settings.submissions_topic, message.value, key=message.key
+                )
+            finally:
+                await producer.stop()
+
+    asyncio.run(publish_compressed())
+    run = run_workers(settings, broker.bootstrap, tmp_path / "worker.log", timeout_s=120)
+    assert run.worker_exit_code == 0
+    assert query(settings, LANDED) == [{"n": len(scenario.records)}]
+    assert run.dead_letters == []
+
+
+async def _send_as_librdkafka_would(bootstrap: str, topic: str, records: list[Record]) -> None:
+    """aiokafka's producer batches `records` (with the placeholder names), and its batch's
+    bytes are swapped for the compressed batch with names that are not UTF-8."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        builder = producer.create_batch()
+        for key, value, headers in records:
+            builder.append(timestamp=None, key=key, value=value, headers=headers)
+        builder._build()[:] = batch_with_raw_names(records, gzip=True)
+        await (await producer.send_batch(builder, topic, partition=0))
+    finally:
+        await producer.stop()
+
+
+def test_header_names_that_are_not_utf8_land_or_are_dead_lettered_readable(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    scenario, settings, messages = _ready(tmp_path)
+    records: list[Record] = [
+        (m.key or b"", m.value, [(PLACEHOLDER, b"%d" % i)] if i % 2 else [])
+        for i, m in enumerate(messages)
+    ]
+    records.insert(1, (b"junk", NOT_A_SUBMISSION, [("trace", b"t"), (PLACEHOLDER, b"junk")]))
+
+    async def publish() -> None:
+        await create_topics(broker.bootstrap, settings)
+        await _send_as_librdkafka_would(broker.bootstrap, settings.submissions_topic, records)
+
+    asyncio.run(publish())
+    run = run_workers(settings, broker.bootstrap, tmp_path / "worker.log", timeout_s=120)
+    assert run.worker_exit_code == 0
+    assert query(settings, LANDED) == [{"n": len(scenario.records)}]
+    [letter] = run.dead_letters
+    assert letter.value == NOT_A_SUBMISSION
+    assert letter.headers["hocba.error.code"].startswith("decode.")
+    assert letter.raw_headers[:2] == (("trace", b"t"), (READ_AS, b"junk"))
