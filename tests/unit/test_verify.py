@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -451,24 +452,32 @@ def _revoking(issuer: x509.Name, key: ec.EllipticCurvePrivateKey, serial: int) -
     )
 
 
-def test_a_crl_counts_in_any_case_of_its_issuer_and_after_a_key_rollover(
+CA_NAME = unicodedata.normalize("NFC", "Sở GD&ĐT Hà Nội")
+
+
+def test_a_crl_counts_in_any_case_and_form_of_its_issuer_and_after_a_key_rollover(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Revocation failed open, in silence, on a CRL naming its CA in other case (RFC 5280
-    §7.1 ignores case) and on one signed with the CA's new key after a rollover."""
+    §7.1 ignores case), in other Unicode form (Vietnamese letters composed in one, decomposed
+    in the other: RFC 4518 compares them NFKC-normalised), and on one signed with the CA's
+    new key after a rollover."""
     root_key, ca_key, new_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in "1234")
     root = _ec_cert(_cn("root"), _cn("root"), root_key, root_key)
-    issuing = _ec_cert(_cn("Issuing CA"), _cn("root"), ca_key, root_key)
-    rolled_over = _ec_cert(_cn("Issuing CA"), _cn("root"), new_key, root_key)
-    leaf = _ec_cert(_cn("leaf"), _cn("Issuing CA"), leaf_key, ca_key, ca=False)
+    issuing = _ec_cert(_cn(CA_NAME), _cn("root"), ca_key, root_key)
+    rolled_over = _ec_cert(_cn(CA_NAME), _cn("root"), new_key, root_key)
+    leaf = _ec_cert(_cn("leaf"), _cn(CA_NAME), leaf_key, ca_key, ca=False)
     path = [leaf, issuing, root]
 
     def store(crl: Any, *intermediates: x509.Certificate) -> TrustStore:
         return TrustStore((root,), intermediates, (crl,), Register({}), Store([root]))
 
-    shouted = _revoking(_cn("ISSUING  ca"), ca_key, leaf.serial_number)
+    shouted = _revoking(_cn("SỞ  GD&ĐT HÀ NỘI"), ca_key, leaf.serial_number)
     assert revoked_in(store(shouted), path) == leaf
-    by_new_key = _revoking(_cn("Issuing CA"), new_key, leaf.serial_number)
+    decomposed = _revoking(_cn(unicodedata.normalize("NFD", CA_NAME)), ca_key, leaf.serial_number)
+    assert decomposed.issuer != issuing.subject
+    assert revoked_in(store(decomposed), path) == leaf
+    by_new_key = _revoking(_cn(CA_NAME), new_key, leaf.serial_number)
     assert revoked_in(store(by_new_key), path) is None  # its key is unknown: not applied...
     assert "is signed by no key of that CA" in caplog.text  # ...and said
     assert revoked_in(store(by_new_key, rolled_over), path) == leaf

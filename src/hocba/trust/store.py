@@ -10,6 +10,7 @@ SAN needed, any (or no) EKU (DESIGN §10), but a key usage that allows signing.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -182,21 +183,30 @@ def one_per_ca(presented: Sequence[x509.Certificate], at: datetime) -> list[x509
 
 
 def same_name(a: x509.Name, b: x509.Name) -> bool:
-    """Names compared as RFC 5280 §7.1 says: attribute texts without regard to case or to
-    runs of spaces. A CRL whose issuer a CA spelled in other case still counts."""
+    """Names compared as RFC 5280 §7.1 says: attribute texts without regard to case, Unicode
+    form (RFC 4518 normalises to NFKC) or runs of spaces. A CRL whose issuer a CA spelled in
+    other case, or with Vietnamese letters decomposed, still counts."""
     return _folded(a) == _folded(b)
 
 
 def _folded(name: x509.Name) -> tuple[frozenset[tuple[str, str | bytes]], ...]:
     return tuple(
         frozenset(
-            (a.oid.dotted_string, " ".join(a.value.casefold().split()))
+            (a.oid.dotted_string, _prepared(a.value))
             if isinstance(a.value, str)
             else (a.oid.dotted_string, a.value)
             for a in rdn
         )
         for rdn in name.rdns
     )
+
+
+def _prepared(text: str) -> str:
+    """RFC 4518's string preparation, as far as names in this country need it: case folded
+    between two NFKC normalisations (one form for composed and decomposed letters), runs of
+    spaces made one."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return " ".join(folded.split())
 
 
 def _signed_by_one_of(
