@@ -45,6 +45,11 @@ def batch_with_raw_names(records: Sequence[Record], *, gzip: bool = False) -> by
         batch = batch[:_RECORDS_AT] + bytearray(gzip_encode(bytes(batch[_RECORDS_AT:])))
         attributes = struct.unpack_from(">h", batch, _ATTRIBUTES_AT)[0]
         struct.pack_into(">h", batch, _ATTRIBUTES_AT, attributes | _GZIP)
-        struct.pack_into(">i", batch, _LENGTH_AT, len(batch) - _LENGTH_AT - 4)
+    return sealed(batch)
+
+
+def sealed(batch: bytearray) -> bytearray:
+    """`batch` with its length and CRC made right for its bytes as they are now."""
+    struct.pack_into(">i", batch, _LENGTH_AT, len(batch) - _LENGTH_AT - 4)
     struct.pack_into(">I", batch, _CRC_AT, calc_crc32c(bytes(batch[_ATTRIBUTES_AT:])))
     return batch

@@ -7,20 +7,30 @@ offsets advanced).
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from aiokafka.consumer.fetcher import READ_UNCOMMITTED, PartitionRecords
-from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.errors import CorruptRecordException
+from aiokafka.record import memory_records
+from aiokafka.record.default_records import _DefaultRecordBatchPy
+from aiokafka.record.memory_records import MemoryRecords, _MemoryRecordsPy
+from aiokafka.record.util import encode_varint
 from aiokafka.structs import TopicPartition
 
+from hocba.kafka import header_names
 from hocba.kafka.header_names import TolerantMemoryRecords
-from tests.kafka_batches import PLACEHOLDER, READ_AS, batch_with_raw_names
+from tests.kafka_batches import PLACEHOLDER, READ_AS, batch_with_raw_names, sealed
+
+RECORD_COUNT_AT = 57  # in a v2 batch's header
+LAST_OFFSET_DELTA_AT = 23
 
 TP = TopicPartition("submissions", 0)
 
 
 def _fetched() -> bytes:
     """Three batches as one fetch returns them: a clean one; one whose middle record has a
-    bad name; and a compressed one whose first record has one."""
+    bad name; and a compressed one whose first and last records have one."""
     clean = batch_with_raw_names([(b"k0", b"v0", [("trace", b"0")]), (b"k1", b"v1", [])])
     middle = batch_with_raw_names(
         [
@@ -30,7 +40,12 @@ def _fetched() -> bytes:
         ]
     )
     compressed = batch_with_raw_names(
-        [(b"k5", b"v5", [(PLACEHOLDER, b"y")]), (b"k6", b"v6", [])], gzip=True
+        [
+            (b"k5", b"v5", [(PLACEHOLDER, b"y")]),
+            (b"k6", b"v6", []),
+            (b"k7", b"v7", [(PLACEHOLDER, b"z")]),
+        ],
+        gzip=True,
     )
     for batch, base_offset in ((middle, 2), (compressed, 5)):
         batch[:8] = base_offset.to_bytes(8, "big")
@@ -56,7 +71,15 @@ def test_every_record_is_read_once_in_order_with_the_name_made_readable() -> Non
         (4, b"v4", [("trace", b"4")]),
         (5, b"v5", [(READ_AS, b"y")]),
         (6, b"v6", []),
+        (7, b"v7", [(READ_AS, b"z")]),
     ]
+
+
+def test_so_they_are_without_aiokafkas_c_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    """There its Python reader wraps the name's error in a CorruptRecordException."""
+    monkeypatch.setattr(header_names, "MemoryRecords", _MemoryRecordsPy)
+    monkeypatch.setattr(memory_records, "DefaultRecordBatch", _DefaultRecordBatchPy)
+    assert [offset for offset, _, _ in _read(TolerantMemoryRecords(_fetched()))] == list(range(8))
 
 
 def test_a_corrupted_batch_is_still_refused() -> None:
@@ -64,3 +87,26 @@ def test_a_corrupted_batch_is_still_refused() -> None:
     fetched[-1] ^= 0xFF  # in the compressed batch: its CRC no longer matches
     with pytest.raises(Exception, match="CRC"):
         _read(TolerantMemoryRecords(bytes(fetched)))
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    encode_varint(n, out.append)
+    return bytes(out)
+
+
+def test_a_record_claiming_more_bytes_than_its_batch_is_refused_not_read_past_the_end() -> None:
+    """aiokafka's Python reader counts on its own varint decoder to stop at the batch's end;
+    paired with aiokafka's C decoder it read out of bounds, and the process could die."""
+    batch = batch_with_raw_names([(b"k0", b"v0", [(PLACEHOLDER, b"x")])])
+    # a second record by hand: attributes, timestamp and offset deltas, a key of 2**40 bytes
+    record = _varint(0) + _varint(0) + _varint(1) + _varint(1 << 40) + b"KKKK"
+    batch += _varint(len(record)) + record
+    struct.pack_into(">i", batch, RECORD_COUNT_AT, 2)
+    struct.pack_into(">i", batch, LAST_OFFSET_DELTA_AT, 1)
+    partition = PartitionRecords(
+        TP, TolerantMemoryRecords(bytes(sealed(batch))), [], 0, None, None, True, READ_UNCOMMITTED
+    )
+    assert list(next(partition).headers) == [(READ_AS, b"x")]
+    with pytest.raises(CorruptRecordException):
+        next(partition)

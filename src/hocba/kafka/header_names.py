@@ -8,7 +8,7 @@ vendor could stop the national ingestion with one header. aiokafka has no settin
 
 `tolerate_header_names()` makes every consumer of this process read each record batch with
 aiokafka's C reader as before; only a batch that the C reader cannot decode is read again,
-by aiokafka's own Python reader, with U+FFFD for each byte of a name that is not UTF-8.
+by aiokafka's own Python reader, with U+FFFD where a name's bytes are not UTF-8.
 The message's key, value and header values are untouched, so it is verified and landed, or
 dead-lettered, like any other; the worker ignores vendors' headers, and a dead letter keeps
 the readable name, which a replay can send.
@@ -17,11 +17,14 @@ the readable name, which a replay can send.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import aiokafka.consumer.fetcher
+from aiokafka.errors import CorruptRecordException
 from aiokafka.record.default_records import _DefaultRecordBatchPy
 from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.record.util import decode_varint_py
 
 _BATCH_PREFIX = struct.Struct(">qi")  # base offset, then the length of what follows
 _MAGIC_AT = struct.calcsize(">qii")  # after the prefix and the partition leader's epoch
@@ -42,6 +45,14 @@ class _ReplacingBytes(bytearray):
 class _ReplacingBatch(_DefaultRecordBatchPy):  # type: ignore[misc]
     _buffer: bytearray
 
+    def _read_msg(self, decode_varint: Any = decode_varint_py) -> Any:
+        """The Python reader slices keys and values unchecked and counts on its varint decoder
+        to raise past the end of the batch. By default it gets aiokafka's C decoder, which
+        does not check: a record claiming a longer key than the batch holds read memory out
+        of bounds, and could kill the process. aiokafka never pairs the two; this reader
+        uses the Python decoder it was written for."""
+        return super()._read_msg(decode_varint)
+
     def _maybe_uncompress(self) -> None:
         super()._maybe_uncompress()
         if not isinstance(self._buffer, _ReplacingBytes):
@@ -49,14 +60,15 @@ class _ReplacingBatch(_DefaultRecordBatchPy):  # type: ignore[misc]
 
 
 class _TolerantBatch:
-    """aiokafka's C batch, read again from its first unread record by `_ReplacingBatch` if
-    a header name stops it. Everything else (offsets, CRC, control flags) is the C batch's."""
+    """aiokafka's C batch, read again by `_ReplacingBatch` after the last record it returned
+    if a header name stops it. Everything else (offsets, CRC, control flags) is the C
+    batch's."""
 
     def __init__(self, batch: Any, raw: memoryview) -> None:
         self._batch = batch
         self._raw = raw
-        self._records: Any = None
-        self._returned = 0
+        self._records: Iterator[Any] | None = None
+        self._last_offset = -1
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._batch, name)
@@ -69,13 +81,20 @@ class _TolerantBatch:
             self._records = iter(self._batch)
         try:
             record = next(self._records)
-        except UnicodeDecodeError:
-            self._records = iter(_ReplacingBatch(self._raw))
-            for _ in range(self._returned):
-                next(self._records)
+        except (UnicodeDecodeError, CorruptRecordException) as error:
+            if not _stopped_by_a_name(error):
+                raise
+            after = self._last_offset
+            self._records = (r for r in _ReplacingBatch(self._raw) if r.offset > after)
             record = next(self._records)
-        self._returned += 1
+        self._last_offset = record.offset
         return record
+
+
+def _stopped_by_a_name(error: Exception) -> bool:
+    """Without its C extension, aiokafka's Python reader raises the name's
+    UnicodeDecodeError wrapped in a CorruptRecordException."""
+    return isinstance(error, UnicodeDecodeError) or isinstance(error.__cause__, UnicodeDecodeError)
 
 
 class TolerantMemoryRecords:
