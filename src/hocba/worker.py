@@ -32,7 +32,7 @@ from hocba.context import ContextLoader
 from hocba.cpu_pool import CpuPool
 from hocba.domain.messages import RawMessage, Rejection
 from hocba.domain.reasons import Reason
-from hocba.kafka.header_names import tolerate_header_names
+from hocba.kafka.fetch_reader import read_any_batch
 from hocba.kafka.lag import partition_lags
 from hocba.kafka.producer import MAX_REQUEST_BYTES
 from hocba.lander import Lander
@@ -170,7 +170,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
     group = lander_group(settings.consumer_group) if role is Role.LAND else settings.consumer_group
     datadir = settings.faust_dir / role.value
     datadir.mkdir(parents=True, exist_ok=True)
-    tolerate_header_names()
+    read_any_batch()
     app = faust.App(
         group,
         broker=f"kafka://{bootstrap}",

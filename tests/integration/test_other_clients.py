@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,12 +23,21 @@ from hocba.scenario import Scenario, build_scenario, signed_messages
 from hocba.settings import Settings
 from tests.conftest import isolated_settings
 from tests.integration.harness import create_topics, load_reference, query, run_workers
-from tests.kafka_batches import PLACEHOLDER, READ_AS, Record, batch_with_raw_names
+from tests.kafka_batches import (
+    PLACEHOLDER,
+    READ_AS,
+    RECORD_COUNT_AT,
+    Record,
+    batch_with_raw_names,
+    not_what_the_codec_makes,
+    zstd_bomb,
+)
 
 pytestmark = pytest.mark.integration
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 NOT_A_SUBMISSION = b"not a submission"
+CRC_FROM = 21  # in a v2 batch: what its CRC covers starts here
 LANDED = "SELECT count() AS n FROM {db}.records FINAL"
 
 
@@ -64,17 +75,18 @@ def test_messages_compressed_with_each_kafka_codec_land(
     assert run.dead_letters == []
 
 
-async def _send_as_librdkafka_would(bootstrap: str, topic: str, records: list[Record]) -> None:
-    """aiokafka's producer batches `records` (with the placeholder names), and its batch's
-    bytes are swapped for the compressed batch with names that are not UTF-8."""
+async def _send_as_is(bootstrap: str, topic: str, batches: Sequence[bytearray]) -> None:
+    """Each of `batches` sent as it is: aiokafka's producer batches as many records as it
+    holds, and its batch's bytes are swapped for it."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        builder = producer.create_batch()
-        for key, value, headers in records:
-            builder.append(timestamp=None, key=key, value=value, headers=headers)
-        builder._build()[:] = batch_with_raw_names(records, gzip=True)
-        await (await producer.send_batch(builder, topic, partition=0))
+        for batch in batches:
+            builder = producer.create_batch()
+            for _ in range(struct.unpack_from(">i", batch, RECORD_COUNT_AT)[0]):
+                builder.append(timestamp=None, key=None, value=b"", headers=[])
+            builder._build()[:] = batch
+            await (await producer.send_batch(builder, topic, partition=0))
     finally:
         await producer.stop()
 
@@ -91,7 +103,8 @@ def test_header_names_that_are_not_utf8_land_or_are_dead_lettered_readable(
 
     async def publish() -> None:
         await create_topics(broker.bootstrap, settings)
-        await _send_as_librdkafka_would(broker.bootstrap, settings.submissions_topic, records)
+        batch = batch_with_raw_names(records, codec="gzip")  # as librdkafka would send it
+        await _send_as_is(broker.bootstrap, settings.submissions_topic, [batch])
 
     asyncio.run(publish())
     run = run_workers(settings, broker.bootstrap, tmp_path / "worker.log", timeout_s=120)
@@ -101,3 +114,30 @@ def test_header_names_that_are_not_utf8_land_or_are_dead_lettered_readable(
     assert letter.value == NOT_A_SUBMISSION
     assert letter.headers["hocba.error.code"].startswith("decode.")
     assert letter.raw_headers[:2] == (("trace", b"t"), (READ_AS, b"junk"))
+
+
+def test_batches_no_reader_can_read_are_dead_lettered_and_the_worker_moves_past(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """A zstd batch of 2 GiB in 65 KB took the worker's memory at every restart; lz4 bytes
+    cut short (with a CRC made for them) stopped it at every restart."""
+    scenario, settings, messages = _ready(tmp_path)
+    good = batch_with_raw_names([(m.key or b"", m.value, []) for m in messages], codec="zstd")
+    unreadable = [zstd_bomb(value_mib=2048), not_what_the_codec_makes("lz4")]
+
+    async def publish() -> None:
+        await create_topics(broker.bootstrap, settings)
+        await _send_as_is(
+            broker.bootstrap, settings.submissions_topic, [unreadable[0], good, unreadable[1]]
+        )
+
+    asyncio.run(publish())
+    run = run_workers(settings, broker.bootstrap, tmp_path / "worker.log", timeout_s=120)
+    assert run.worker_exit_code == 0
+    assert query(settings, LANDED) == [{"n": len(scenario.records)}]
+    # as the broker keeps them: it sets the base offset, so compare from the CRC's start
+    letters = {(d.headers["hocba.error.code"], d.value[CRC_FROM:]) for d in run.dead_letters}
+    assert letters == {
+        ("decode.too_large", bytes(unreadable[0][CRC_FROM:])),
+        ("decode.malformed", bytes(unreadable[1][CRC_FROM:])),
+    }

@@ -1,5 +1,6 @@
-"""Limits on what an envelope may carry, shared by the decode stage that enforces them and
-the vendor's publisher that refuses, before sending, what the workers would refuse."""
+"""Limits on what the workers read: what an envelope may carry, shared by the decode stage
+that enforces them and the vendor's publisher that refuses, before sending, what the workers
+would refuse; and how far a compressed Kafka batch may expand."""
 
 from __future__ import annotations
 
@@ -7,3 +8,7 @@ MAX_CHAIN_LENGTH = 8  # certificates in one envelope's chain: a leaf, its CAs, m
 # One certificate's DER. CAs here issue 1-2 KB certificates; a sender's 0.9 MB one with
 # thousands of name attributes took ~0.7 s of a core to parse and name.
 MAX_CERTIFICATE_BYTES = 16_384
+# A Kafka batch, decompressed. Vendors' batches are a few MB at most (a class is ~40 KB of
+# Avro, librdkafka batches up to 1 MB); a batch past this is read no further and
+# dead-lettered, so a few KB of zstd cannot take a worker's memory.
+MAX_DECOMPRESSED_BATCH_BYTES = 64 * 1024 * 1024

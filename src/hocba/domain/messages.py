@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 from hocba.domain.reasons import Reason, Stage
 
+# A Kafka batch that no reader could read reaches the stages as one stand-in message carrying
+# this header, "<reason code> <detail>" (`hocba.kafka.fetch_reader`).
+UNREADABLE_BATCH_HEADER = "hocba.kafka.unreadable"
+
 
 @dataclass(frozen=True, slots=True)
 class RawMessage:

@@ -11,14 +11,14 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from hocba.kafka.header_names import tolerate_header_names
+from hocba.kafka.fetch_reader import read_any_batch
 
 REQUEST_TIMEOUT_MS = 10_000
 
 
 def tool_consumer(bootstrap: str) -> AIOKafkaConsumer:
     """A consumer that reads and looks up offsets, and never commits."""
-    tolerate_header_names()
+    read_any_batch()
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=REQUEST_TIMEOUT_MS
     )

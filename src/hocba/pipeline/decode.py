@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hocba.domain.limits import MAX_CERTIFICATE_BYTES, MAX_CHAIN_LENGTH
-from hocba.domain.messages import RawMessage, Rejection, Submission
+from hocba.domain.messages import UNREADABLE_BATCH_HEADER, RawMessage, Rejection, Submission
 from hocba.domain.reasons import Reason
 from hocba.pipeline.codec import (
     HEADER_LEN,
@@ -190,6 +190,9 @@ def _longest_text(value: Any) -> int:
 def decode_envelope(
     message: RawMessage, registry: SchemaRegistry, max_bytes: int
 ) -> Submission | Rejection:
+    unreadable = message.header(UNREADABLE_BATCH_HEADER)
+    if unreadable is not None:
+        return _unreadable_batch(message, unreadable)
     if len(message.value) > max_bytes:
         detail = f"message of {len(message.value)} bytes exceeds the {max_bytes}-byte limit"
         return Rejection(message, Reason.DECODE_TOO_LARGE, detail)
@@ -211,6 +214,15 @@ def decode_envelope(
                 sender_code=submission.sender_code,
             )
     return submission
+
+
+def _unreadable_batch(message: RawMessage, why: bytes) -> Rejection:
+    """The stand-in for a Kafka batch the consumer could not read: its reason and detail."""
+    code, _, detail = why.decode("utf-8", "replace").partition(" ")
+    too_large = code == Reason.DECODE_TOO_LARGE.value
+    return Rejection(
+        message, Reason.DECODE_TOO_LARGE if too_large else Reason.DECODE_MALFORMED, detail
+    )
 
 
 def read_envelope(registry: SchemaRegistry, value: bytes) -> Submission:

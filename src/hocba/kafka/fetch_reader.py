@@ -1,0 +1,122 @@
+"""What this process's Kafka consumers make of the bytes they fetch: no batch stops them.
+
+aiokafka reads a partition's fetched bytes in its fetcher, before Faust or any stage of ours
+sees a message, and an error there stops the consumer; the worker restarts, fetches the same
+batch and stops again. Two kinds of batches did that: one with a header name that is not
+UTF-8 (`header_names`), and one that decompresses to more than the worker's memory
+(`decompression`). A compressed batch whose bytes are not what its codec makes, with a
+correct CRC (the producer wrote it so), did too. The CRC itself is still checked first by
+aiokafka: a batch damaged on the way is fetched again, as before.
+
+`read_any_batch()` installs `TolerantMemoryRecords` in aiokafka's fetcher, for every consumer
+of this process (Faust's included), and the bounded decoders. Each batch is read by
+aiokafka's C reader as before; a header name that stops it has the batch read again by
+`header_names.ReplacingBatch`; a batch that neither can read becomes one stand-in record at
+its last offset, the batch's bytes as its value and `UNREADABLE_BATCH_HEADER` saying why,
+which the decode stage dead-letters (`decode.too_large` or `decode.malformed`) and the
+consumer commits.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import aiokafka.consumer.fetcher
+from aiokafka.errors import CorruptRecordException, UnsupportedCodecError
+from aiokafka.record.default_records import _DefaultRecordBatchPy, _DefaultRecordPy
+from aiokafka.record.memory_records import MemoryRecords
+
+from hocba.domain.messages import UNREADABLE_BATCH_HEADER
+from hocba.domain.reasons import Reason
+from hocba.kafka.decompression import BatchTooLarge, bound_decompression
+from hocba.kafka.header_names import ReplacingBatch, stopped_by_a_name
+
+_BATCH_PREFIX = struct.Struct(">qi")  # base offset, then the length of what follows
+_MAGIC_AT = struct.calcsize(">qii")  # after the prefix and the partition leader's epoch
+
+
+class _TolerantBatch:
+    """aiokafka's C batch, read again by `ReplacingBatch` after the last record it returned
+    if a header name stops it, and ended by a stand-in record if neither can read on.
+    Everything else (offsets, CRC, control flags) is the C batch's."""
+
+    def __init__(self, batch: Any, raw: memoryview) -> None:
+        self._batch = batch
+        self._raw = raw
+        self._records: Iterator[Any] | None = None
+        self._last_offset = -1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)
+
+    def __iter__(self) -> _TolerantBatch:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            if self._records is None:
+                self._records = iter(self._batch)  # aiokafka decompresses here
+            try:
+                record = next(self._records)
+            except (UnicodeDecodeError, CorruptRecordException) as error:
+                if not stopped_by_a_name(error):
+                    raise
+                after = self._last_offset
+                self._records = (r for r in ReplacingBatch(self._raw) if r.offset > after)
+                record = next(self._records)
+        except (StopIteration, MemoryError, UnsupportedCodecError):
+            raise  # the end, or this process's trouble rather than the batch's
+        except Exception as error:  # in the batch's bytes: fetched again, it would fail again
+            record = self._stand_in(error)
+            self._records = iter(())
+        self._last_offset = record.offset
+        return record
+
+    def _stand_in(self, error: Exception) -> Any:
+        """One record for the rest of the batch, at its last offset (committing it moves the
+        consumer past the batch), whose value is the batch as the broker keeps it."""
+        header = _DefaultRecordBatchPy(self._raw)  # only its fixed header is read
+        first, last = max(self._last_offset + 1, header.base_offset), header.next_offset - 1
+        too_large = isinstance(error, BatchTooLarge)
+        reason = Reason.DECODE_TOO_LARGE if too_large else Reason.DECODE_MALFORMED
+        why = f"{reason.value} the Kafka batch of offsets {first}-{last} cannot be read: {error}"
+        headers = [(UNREADABLE_BATCH_HEADER, why.encode())]
+        return _DefaultRecordPy(
+            last, header.max_timestamp, header.timestamp_type, None, bytes(self._raw), headers
+        )
+
+
+class TolerantMemoryRecords:
+    """aiokafka's `MemoryRecords` over one partition's fetched bytes, whose v2 batches are
+    `_TolerantBatch`es. It walks the same batch boundaries as the C reader to keep each
+    batch's bytes at hand."""
+
+    def __init__(self, data: bytes) -> None:
+        self._records = MemoryRecords(data)
+        self._data = memoryview(data)
+        self._position = 0
+
+    def size_in_bytes(self) -> int:
+        return int(self._records.size_in_bytes())
+
+    def has_next(self) -> bool:
+        return bool(self._records.has_next())
+
+    def next_batch(self) -> Any:
+        batch = self._records.next_batch()
+        if batch is None:
+            return None
+        _, length = _BATCH_PREFIX.unpack_from(self._data, self._position)
+        end = self._position + _BATCH_PREFIX.size + length
+        raw = self._data[self._position : end]
+        self._position = end
+        return _TolerantBatch(batch, raw) if raw[_MAGIC_AT] >= 2 else batch
+
+
+def read_any_batch() -> None:
+    """Install `TolerantMemoryRecords` and the bounded decoders in aiokafka, for every
+    consumer of this process; calling it again changes nothing."""
+    bound_decompression()
+    aiokafka.consumer.fetcher.MemoryRecords = TolerantMemoryRecords
