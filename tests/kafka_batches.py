@@ -9,7 +9,14 @@ import struct
 from collections.abc import Sequence
 
 import cramjam
-from aiokafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
+from aiokafka.codec import (
+    _XERIAL_V1_FORMAT,
+    _XERIAL_V1_HEADER,
+    gzip_encode,
+    lz4_encode,
+    snappy_encode,
+    zstd_encode,
+)
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.util import calc_crc32c, encode_varint
 
@@ -73,6 +80,13 @@ def not_what_the_codec_makes(codec: str) -> bytearray:
     that matches them."""
     batch = batch_with_raw_names([(b"k%d" % i, b"v" * 1000, []) for i in range(3)], codec=codec)
     return sealed(batch[: _RECORDS_AT + (len(batch) - _RECORDS_AT) // 2])
+
+
+def xerial_block_of_negative_length() -> bytearray:
+    """A snappy batch in xerial's framing whose one block says it is -4 bytes long."""
+    xerial = struct.pack("!" + _XERIAL_V1_FORMAT, *_XERIAL_V1_HEADER) + struct.pack("!i", -4)
+    empty = batch_with_raw_names([(b"k", b"v", [])])
+    return sealed(_compressed(empty, CODECS["snappy"][0], xerial + b"xxxx"))
 
 
 def with_a_record_longer_than_the_batch() -> bytearray:

@@ -181,6 +181,11 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         web_bind=settings.web_host,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        # fetch_reader dead-letters a batch it cannot read only because aiokafka checked its
+        # CRC first (a batch damaged on the way is fetched again), and decompresses batches
+        # lazily, as records are polled: a bounded poll bounds what is decompressed at once.
+        broker_check_crcs=True,
+        broker_max_poll_records=settings.batch_max_messages,
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,

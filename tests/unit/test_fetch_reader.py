@@ -28,6 +28,7 @@ from tests.kafka_batches import (
     batch_with_raw_names,
     not_what_the_codec_makes,
     with_a_record_longer_than_the_batch,
+    xerial_block_of_negative_length,
     zstd_bomb,
 )
 
@@ -140,6 +141,39 @@ def test_compressed_bytes_their_codec_cannot_read_are_one_dead_letter(codec: str
     [stand_in] = _read(TolerantMemoryRecords(bytes(not_what_the_codec_makes(codec))))
     rejection = _stand_in(stand_in)
     assert rejection.code is Reason.DECODE_MALFORMED and "offsets 0-2" in rejection.detail
+
+
+def test_a_snappy_block_of_negative_length_is_one_dead_letter_not_an_endless_loop() -> None:
+    [stand_in] = _read(TolerantMemoryRecords(bytes(xerial_block_of_negative_length())))
+    assert _stand_in(stand_in).code is Reason.DECODE_MALFORMED
+
+
+def test_a_record_larger_than_any_topic_takes_is_dropped_for_a_dead_letter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only compression can make one; kept, a few of them could take a worker's memory."""
+    monkeypatch.setattr(fetch_reader, "MAX_RECORD_BYTES", 1_000)
+    batch = batch_with_raw_names(
+        [(b"k0", b"v0", []), (b"k1", b"v" * 2_000, []), (b"k2", b"v2", [])], codec="zstd"
+    )
+    [first, stand_in, last] = _read(TolerantMemoryRecords(bytes(batch)))
+    assert (first, last) == ((0, b"v0", []), (2, b"v2", []))
+    assert stand_in[:2] == (1, b"")
+    rejection = _stand_in(stand_in)
+    assert rejection.code is Reason.DECODE_TOO_LARGE and "2002 bytes" in rejection.detail
+
+
+def test_a_failure_of_this_process_rather_than_of_the_batch_still_stops_the_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dead-lettering it would lose a readable batch, in silence."""
+
+    def broken(raw: object) -> None:
+        raise RuntimeError("a bug, say, after an upgrade of aiokafka")
+
+    monkeypatch.setattr(fetch_reader, "ReplacingBatch", broken)
+    with pytest.raises(RuntimeError):
+        _read(TolerantMemoryRecords(_fetched()))
 
 
 def test_a_record_claiming_more_bytes_than_its_batch_ends_the_batch_not_the_process() -> None:

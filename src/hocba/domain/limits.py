@@ -10,5 +10,8 @@ MAX_CHAIN_LENGTH = 8  # certificates in one envelope's chain: a leaf, its CAs, m
 MAX_CERTIFICATE_BYTES = 16_384
 # A Kafka batch, decompressed. Vendors' batches are a few MB at most (a class is ~40 KB of
 # Avro, librdkafka batches up to 1 MB); a batch past this is read no further and
-# dead-lettered, so a few KB of zstd cannot take a worker's memory.
+# dead-lettered, so that a few KB of zstd cannot ask for gigabytes.
 MAX_DECOMPRESSED_BATCH_BYTES = 64 * 1024 * 1024
+# One Kafka record, decompressed: the largest message any hocba topic is made to take (the
+# dead-letter and hand-off topics, `kafka.producer.MAX_REQUEST_BYTES`).
+MAX_RECORD_BYTES = 8 * 1024 * 1024

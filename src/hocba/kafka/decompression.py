@@ -2,22 +2,24 @@
 
 aiokafka decompresses a whole batch before it reads the first record. Kafka bounds a batch's
 compressed size only (`max.message.bytes`), and compressed bytes can stand for a thousand
-(gzip) to a hundred thousand (zstd) times as many: one such batch, from anyone allowed to
+(gzip) to tens of thousands (zstd) times as many: one such batch, from anyone allowed to
 produce to the topic, took all of the worker's memory, and did again at every restart.
 
 `bound_decompression()` gives aiokafka's record readers (C and Python, current and legacy
 formats) decoders that stop at `MAX_DECOMPRESSED_BATCH_BYTES` and raise `BatchTooLarge`;
-`fetch_reader` turns such a batch into one dead letter. The decoders write into an anonymous
-memory map of that size, so what is never written is never resident.
+`fetch_reader` turns such a v2 batch into one dead letter. zstd and lz4 write into an
+anonymous memory map of that size, so what is never written is never resident; gzip reads
+up to the bound; snappy says how long each block decompresses, and is checked first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import importlib
+import io
 import mmap
 import struct
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -33,11 +35,10 @@ _READERS = (
     "aiokafka.record._crecords.legacy_records",
 )
 _XERIAL_HEADER_BYTES = 16
-_GZIP = 16 + zlib.MAX_WBITS  # zlib reads the gzip container
 
 
 class BatchTooLarge(Exception):
-    """Not a ValueError: aiokafka's Python reader would report that as a corrupt record."""
+    """A batch read no further: it decompresses past `MAX_DECOMPRESSED_BATCH_BYTES`."""
 
 
 def _too_large(codec: str) -> BatchTooLarge:
@@ -46,17 +47,12 @@ def _too_large(codec: str) -> BatchTooLarge:
 
 
 def gzip_decode(payload: Any) -> bytes:
-    out = bytearray()
-    rest = bytes(payload)
-    while rest:  # a gzip stream may hold several members
-        member = zlib.decompressobj(_GZIP)
-        out += member.decompress(rest, MAX_DECOMPRESSED_BATCH_BYTES + 1 - len(out))
-        if len(out) > MAX_DECOMPRESSED_BATCH_BYTES or member.unconsumed_tail:
-            raise _too_large("gzip")
-        if not member.eof:
-            raise zlib.error("the gzip stream is cut short")
-        rest = member.unused_data
-    return bytes(out)
+    """As aiokafka reads gzip (`GzipFile`, which takes several members), up to the bound."""
+    with gzip.GzipFile(fileobj=io.BytesIO(payload), mode="rb") as stream:
+        out = stream.read(MAX_DECOMPRESSED_BATCH_BYTES + 1)
+    if len(out) > MAX_DECOMPRESSED_BATCH_BYTES:
+        raise _too_large("gzip")
+    return out
 
 
 def _into_map(codec: str, decompress_into: Callable[[bytes, Any], int], payload: Any) -> bytes:
@@ -79,7 +75,7 @@ def lz4_decode(payload: Any) -> bytes:
 
 
 def snappy_decode(payload: Any) -> bytes:
-    """Raw snappy, or xerial's blocks of raw snappy (as aiokafka reads them); each block says
+    """Raw snappy, or xerial's blocks of raw snappy (as aiokafka reads them). Each block says
     how long it decompresses, so the bound is checked before anything is decompressed."""
     data = memoryview(bytes(payload))
     blocks = [data]
@@ -87,10 +83,15 @@ def snappy_decode(payload: Any) -> bytes:
         blocks, at = [], _XERIAL_HEADER_BYTES
         while at < len(data):
             (size,) = struct.unpack_from("!i", data, at)
+            if size < 0 or at + 4 + size > len(data):
+                raise cramjam.DecompressionError(f"a snappy block of {size} bytes at {at}")
             blocks.append(data[at + 4 : at + 4 + size])
             at += 4 + size
-    if sum(cramjam.snappy.decompress_raw_len(b) for b in blocks) > MAX_DECOMPRESSED_BATCH_BYTES:
-        raise _too_large("snappy")
+    total = 0
+    for block in blocks:
+        total += cramjam.snappy.decompress_raw_len(block)
+        if total > MAX_DECOMPRESSED_BATCH_BYTES:
+            raise _too_large("snappy")
     return b"".join(bytes(cramjam.snappy.decompress_raw(b)) for b in blocks)
 
 

@@ -1,12 +1,12 @@
-"""What this process's Kafka consumers make of the bytes they fetch: no batch stops them.
+"""What this process's Kafka consumers make of the bytes they fetch: no batch in Kafka's
+current format (v2, all that Kafka 3 stores) stops them.
 
 aiokafka reads a partition's fetched bytes in its fetcher, before Faust or any stage of ours
 sees a message, and an error there stops the consumer; the worker restarts, fetches the same
-batch and stops again. Two kinds of batches did that: one with a header name that is not
-UTF-8 (`header_names`), and one that decompresses to more than the worker's memory
-(`decompression`). A compressed batch whose bytes are not what its codec makes, with a
-correct CRC (the producer wrote it so), did too. The CRC itself is still checked first by
-aiokafka: a batch damaged on the way is fetched again, as before.
+batch and stops again. Batches that did so: one with a header name that is not UTF-8
+(`header_names`); one that decompresses to more than the worker's memory (`decompression`);
+one whose compressed bytes are not what its codec makes, with a CRC made for them. The CRC
+is still checked first, by aiokafka: a batch damaged on the way is fetched again.
 
 `read_any_batch()` installs `TolerantMemoryRecords` in aiokafka's fetcher, for every consumer
 of this process (Faust's included), and the bounded decoders. Each batch is read by
@@ -14,25 +14,41 @@ aiokafka's C reader as before; a header name that stops it has the batch read ag
 `header_names.ReplacingBatch`; a batch that neither can read becomes one stand-in record at
 its last offset, the batch's bytes as its value and `UNREADABLE_BATCH_HEADER` saying why,
 which the decode stage dead-letters (`decode.too_large` or `decode.malformed`) and the
-consumer commits.
+consumer commits. A record over `MAX_RECORD_BYTES` is replaced by a stand-in without its
+bytes, so that what a consumer holds is bounded by how many records it holds.
 """
 
 from __future__ import annotations
 
+import gzip
 import struct
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import aiokafka.consumer.fetcher
-from aiokafka.errors import CorruptRecordException, UnsupportedCodecError
+import cramjam
+from aiokafka.errors import CorruptRecordException
 from aiokafka.record.default_records import _DefaultRecordBatchPy, _DefaultRecordPy
 from aiokafka.record.memory_records import MemoryRecords
 
+from hocba.domain.limits import MAX_RECORD_BYTES
 from hocba.domain.messages import UNREADABLE_BATCH_HEADER
 from hocba.domain.reasons import Reason
 from hocba.kafka.decompression import BatchTooLarge, bound_decompression
 from hocba.kafka.header_names import ReplacingBatch, stopped_by_a_name
 
+# What hostile bytes make aiokafka's readers and codecs raise. Anything else (out of memory, a
+# codec library missing, a bug) is the process's trouble and stops it, as before.
+_UNREADABLE = (
+    BatchTooLarge,
+    CorruptRecordException,
+    cramjam.DecompressionError,
+    EOFError,
+    gzip.BadGzipFile,
+    struct.error,
+    zlib.error,
+)
 _BATCH_PREFIX = struct.Struct(">qi")  # base offset, then the length of what follows
 _MAGIC_AT = struct.calcsize(">qii")  # after the prefix and the partition leader's epoch
 
@@ -66,11 +82,12 @@ class _TolerantBatch:
                 after = self._last_offset
                 self._records = (r for r in ReplacingBatch(self._raw) if r.offset > after)
                 record = next(self._records)
-        except (StopIteration, MemoryError, UnsupportedCodecError):
-            raise  # the end, or this process's trouble rather than the batch's
-        except Exception as error:  # in the batch's bytes: fetched again, it would fail again
+        except _UNREADABLE as error:  # in the batch's bytes: fetched again, it would fail again
             record = self._stand_in(error)
             self._records = iter(())
+        else:
+            if len(record.value or b"") + len(record.key or b"") > MAX_RECORD_BYTES:
+                record = self._too_large(record)
         self._last_offset = record.offset
         return record
 
@@ -85,6 +102,18 @@ class _TolerantBatch:
         headers = [(UNREADABLE_BATCH_HEADER, why.encode())]
         return _DefaultRecordPy(
             last, header.max_timestamp, header.timestamp_type, None, bytes(self._raw), headers
+        )
+
+    @staticmethod
+    def _too_large(record: Any) -> Any:
+        """A record no hocba topic takes can only have come compressed: it is not kept, so
+        that a consumer holds no more than its buffered messages times `MAX_RECORD_BYTES`."""
+        size = len(record.value or b"") + len(record.key or b"")
+        why = f"{Reason.DECODE_TOO_LARGE.value} a Kafka record of {size} bytes, decompressed,"
+        why += f" is over the {MAX_RECORD_BYTES} bytes of the largest message a topic takes"
+        headers = [(UNREADABLE_BATCH_HEADER, why.encode())]
+        return _DefaultRecordPy(
+            record.offset, record.timestamp, record.timestamp_type, None, b"", headers
         )
 
 
