@@ -27,13 +27,18 @@ NOT_UTF8 = b"\xff\xfe\xc3-trace"
 PLACEHOLDER = "@@@-trace"  # as many bytes as NOT_UTF8
 READ_AS = "\ufffd\ufffd\ufffd-trace"  # how the worker reads NOT_UTF8 back
 
-CODECS = {"gzip": (1, gzip_encode), "snappy": (2, snappy_encode), "lz4": (3, lz4_encode)}
-CODECS["zstd"] = (4, zstd_encode)
+CODECS = {
+    "gzip": (1, gzip_encode),
+    "snappy": (2, snappy_encode),
+    "lz4": (3, lz4_encode),
+    "zstd": (4, zstd_encode),
+}
 
 _RECORDS_AT = 61  # the v2 batch header's size
 _LENGTH_AT = 8
 _CRC_AT = 17
 _ATTRIBUTES_AT = 21
+CRC_FROM = _ATTRIBUTES_AT  # what a batch's CRC covers starts here; the broker sets before it
 _LAST_OFFSET_DELTA_AT = 23
 RECORD_COUNT_AT = 57  # in the header of a v2 batch
 
@@ -51,7 +56,8 @@ def batch_with_raw_names(records: Sequence[Record], *, codec: str = "") -> bytea
         batch_size=1 << 24,
     )
     for offset, (key, value, headers) in enumerate(records):
-        builder.append(offset, timestamp=None, key=key, value=value, headers=headers)
+        added = builder.append(offset, timestamp=None, key=key, value=value, headers=headers)
+        assert added is not None, "over the builder's batch size"
     batch = bytearray(builder.build()).replace(PLACEHOLDER.encode(), NOT_UTF8)
     if codec:
         attribute, encode = CODECS[codec]
@@ -87,6 +93,11 @@ def xerial_block_of_negative_length() -> bytearray:
     xerial = struct.pack("!" + _XERIAL_V1_FORMAT, *_XERIAL_V1_HEADER) + struct.pack("!i", -4)
     empty = batch_with_raw_names([(b"k", b"v", [])])
     return sealed(_compressed(empty, CODECS["snappy"][0], xerial + b"xxxx"))
+
+
+def naming_codec(codec_id: int) -> bytearray:
+    """A batch whose attributes name compression codec `codec_id` (Kafka has 0 to 4)."""
+    return sealed(_compressed(batch_with_raw_names([(b"k", b"v", [])]), codec_id, b"xxxx"))
 
 
 def with_a_record_longer_than_the_batch() -> bytearray:

@@ -170,7 +170,10 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
     group = lander_group(settings.consumer_group) if role is Role.LAND else settings.consumer_group
     datadir = settings.faust_dir / role.value
     datadir.mkdir(parents=True, exist_ok=True)
-    read_any_batch()
+    # What a verifying worker reads is the vendors' topic, which takes twice the messages it
+    # accepts (deploy/kubernetes/topics.yaml); a larger record came compressed, and is
+    # dead-lettered without its bytes. A lander reads only its own hand-off items.
+    read_any_batch(None if role is Role.LAND else 2 * settings.max_message_bytes)
     app = faust.App(
         group,
         broker=f"kafka://{bootstrap}",
@@ -182,8 +185,8 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         # fetch_reader dead-letters a batch it cannot read only because aiokafka checked its
-        # CRC first (a batch damaged on the way is fetched again), and decompresses batches
-        # lazily, as records are polled: a bounded poll bounds what is decompressed at once.
+        # CRC first (a batch damaged on the way is fetched again). aiokafka decompresses a
+        # batch when a poll reaches it: a bounded poll bounds the records handed over at once.
         broker_check_crcs=True,
         broker_max_poll_records=settings.batch_max_messages,
         consumer_auto_offset_reset="earliest",

@@ -24,6 +24,7 @@ from hocba.settings import Settings
 from tests.conftest import isolated_settings
 from tests.integration.harness import create_topics, load_reference, query, run_workers
 from tests.kafka_batches import (
+    CRC_FROM,
     PLACEHOLDER,
     READ_AS,
     RECORD_COUNT_AT,
@@ -37,7 +38,6 @@ pytestmark = pytest.mark.integration
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 NOT_A_SUBMISSION = b"not a submission"
-CRC_FROM = 21  # in a v2 batch: what its CRC covers starts here
 LANDED = "SELECT count() AS n FROM {db}.records FINAL"
 
 
@@ -135,7 +135,7 @@ def test_batches_no_reader_can_read_are_dead_lettered_and_the_worker_moves_past(
     run = run_workers(settings, broker.bootstrap, tmp_path / "worker.log", timeout_s=120)
     assert run.worker_exit_code == 0
     assert query(settings, LANDED) == [{"n": len(scenario.records)}]
-    # as the broker keeps them: it sets the base offset, so compare from the CRC's start
+    # as the broker keeps them: it sets the base offset, so compare what the CRC covers
     letters = {(d.headers["hocba.error.code"], d.value[CRC_FROM:]) for d in run.dead_letters}
     assert letters == {
         ("decode.too_large", bytes(unreadable[0][CRC_FROM:])),

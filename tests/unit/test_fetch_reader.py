@@ -8,7 +8,10 @@ offsets advanced).
 
 from __future__ import annotations
 
+import functools
+
 import pytest
+from aiokafka.consumer import fetcher
 from aiokafka.consumer.fetcher import READ_UNCOMMITTED, PartitionRecords
 from aiokafka.record import memory_records
 from aiokafka.record.default_records import _DefaultRecordBatchPy
@@ -26,6 +29,7 @@ from tests.kafka_batches import (
     PLACEHOLDER,
     READ_AS,
     batch_with_raw_names,
+    naming_codec,
     not_what_the_codec_makes,
     with_a_record_longer_than_the_batch,
     xerial_block_of_negative_length,
@@ -98,7 +102,7 @@ def test_so_they_are_without_aiokafkas_c_extension(monkeypatch: pytest.MonkeyPat
     assert [offset for offset, _, _ in _read(TolerantMemoryRecords(_fetched()))] == list(range(8))
 
 
-def test_a_batch_damaged_on_the_way_is_still_refused_to_be_fetched_again() -> None:
+def test_a_batch_damaged_in_transit_still_fails_its_crc_check_to_be_fetched_again() -> None:
     fetched = bytearray(_fetched())
     fetched[-1] ^= 0xFF  # in the compressed batch: its CRC no longer matches
     with pytest.raises(Exception, match="CRC"):
@@ -148,19 +152,35 @@ def test_a_snappy_block_of_negative_length_is_one_dead_letter_not_an_endless_loo
     assert _stand_in(stand_in).code is Reason.DECODE_MALFORMED
 
 
-def test_a_record_larger_than_any_topic_takes_is_dropped_for_a_dead_letter(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Only compression can make one; kept, a few of them could take a worker's memory."""
-    monkeypatch.setattr(fetch_reader, "MAX_RECORD_BYTES", 1_000)
+def test_a_record_larger_than_its_consumer_takes_is_dropped_for_a_dead_letter() -> None:
+    """Only compression can make one: its dead letter would be refused, and a few held could
+    take a worker's memory. Its headers count: they travel with the dead letter."""
     batch = batch_with_raw_names(
-        [(b"k0", b"v0", []), (b"k1", b"v" * 2_000, []), (b"k2", b"v2", [])], codec="zstd"
+        [(b"k0", b"v0", []), (b"k1", b"v" * 500, [("h", b"x" * 600)]), (b"k2", b"v2", [])],
+        codec="zstd",
     )
-    [first, stand_in, last] = _read(TolerantMemoryRecords(bytes(batch)))
+    [first, stand_in, last] = _read(TolerantMemoryRecords(bytes(batch), max_record_bytes=1_000))
     assert (first, last) == ((0, b"v0", []), (2, b"v2", []))
     assert stand_in[:2] == (1, b"")
     rejection = _stand_in(stand_in)
-    assert rejection.code is Reason.DECODE_TOO_LARGE and "2002 bytes" in rejection.detail
+    assert rejection.code is Reason.DECODE_TOO_LARGE and "1103 bytes" in rejection.detail
+
+
+def test_a_batch_naming_a_codec_kafka_does_not_have_is_one_dead_letter() -> None:
+    for codec_id in (5, 6, 7):
+        [stand_in] = _read(TolerantMemoryRecords(bytes(naming_codec(codec_id))))
+        assert _stand_in(stand_in).code is Reason.DECODE_MALFORMED
+
+
+def test_every_consumer_of_the_process_reads_through_it_with_its_workers_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fetcher, "MemoryRecords", fetcher.MemoryRecords)  # restored after
+    read_any_batch(123)
+    read_any_batch()  # a tool's consumer in the worker's process keeps the worker's limit
+    installed = fetcher.MemoryRecords
+    assert isinstance(installed, functools.partial) and installed.func is TolerantMemoryRecords
+    assert installed.keywords == {"max_record_bytes": 123}
 
 
 def test_a_failure_of_this_process_rather_than_of_the_batch_still_stops_the_consumer(
@@ -185,6 +205,6 @@ def test_a_record_claiming_more_bytes_than_its_batch_ends_the_batch_not_the_proc
     assert stand_in[0] == 1
 
 
-def test_a_vendor_cannot_pass_a_message_off_as_a_stand_in_it_is_only_dead_lettered() -> None:
+def test_a_vendor_setting_the_stand_in_header_only_dead_letters_its_own_message() -> None:
     rejection = _stand_in((5, b"anything", [(UNREADABLE_BATCH_HEADER, b"decode.ok all fine")]))
     assert rejection.code is Reason.DECODE_MALFORMED

@@ -12,6 +12,7 @@ MAX_CERTIFICATE_BYTES = 16_384
 # Avro, librdkafka batches up to 1 MB); a batch past this is read no further and
 # dead-lettered, so that a few KB of zstd cannot ask for gigabytes.
 MAX_DECOMPRESSED_BATCH_BYTES = 64 * 1024 * 1024
-# One Kafka record, decompressed: the largest message any hocba topic is made to take (the
-# dead-letter and hand-off topics, `kafka.producer.MAX_REQUEST_BYTES`).
-MAX_RECORD_BYTES = 8 * 1024 * 1024
+# One Kafka record, decompressed, with its key and headers, where a worker does not say less:
+# the largest whose dead letter, with our reason headers, the producers still send
+# (`kafka.producer.MAX_REQUEST_BYTES`, 8 MiB).
+MAX_RECORD_BYTES = 8 * 1024 * 1024 - 256 * 1024

@@ -1,5 +1,5 @@
 """What this process's Kafka consumers make of the bytes they fetch: no batch in Kafka's
-current format (v2, all that Kafka 3 stores) stops them.
+current format (v2, the only one Kafka writes from inter-broker protocol 3.0 on) stops them.
 
 aiokafka reads a partition's fetched bytes in its fetcher, before Faust or any stage of ours
 sees a message, and an error there stops the consumer; the worker restarts, fetches the same
@@ -14,12 +14,14 @@ aiokafka's C reader as before; a header name that stops it has the batch read ag
 `header_names.ReplacingBatch`; a batch that neither can read becomes one stand-in record at
 its last offset, the batch's bytes as its value and `UNREADABLE_BATCH_HEADER` saying why,
 which the decode stage dead-letters (`decode.too_large` or `decode.malformed`) and the
-consumer commits. A record over `MAX_RECORD_BYTES` is replaced by a stand-in without its
-bytes, so that what a consumer holds is bounded by how many records it holds.
+consumer commits. A record larger than the consumer's topics take (`read_any_batch`) is
+replaced by a stand-in without its bytes, so that its dead letter can be sent and what a
+consumer holds is bounded by how many records it holds.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import struct
 import zlib
@@ -28,8 +30,8 @@ from typing import Any
 
 import aiokafka.consumer.fetcher
 import cramjam
-from aiokafka.errors import CorruptRecordException
-from aiokafka.record.default_records import _DefaultRecordBatchPy, _DefaultRecordPy
+from aiokafka.errors import CorruptRecordException, UnsupportedCodecError
+from aiokafka.record.default_records import _DefaultRecordPy
 from aiokafka.record.memory_records import MemoryRecords
 
 from hocba.domain.limits import MAX_RECORD_BYTES
@@ -49,6 +51,7 @@ _UNREADABLE = (
     struct.error,
     zlib.error,
 )
+_LAST_CODEC = 4  # zstd: a batch naming a codec after it names none
 _BATCH_PREFIX = struct.Struct(">qi")  # base offset, then the length of what follows
 _MAGIC_AT = struct.calcsize(">qii")  # after the prefix and the partition leader's epoch
 
@@ -58,9 +61,10 @@ class _TolerantBatch:
     if a header name stops it, and ended by a stand-in record if neither can read on.
     Everything else (offsets, CRC, control flags) is the C batch's."""
 
-    def __init__(self, batch: Any, raw: memoryview) -> None:
+    def __init__(self, batch: Any, raw: memoryview, max_record_bytes: int) -> None:
         self._batch = batch
         self._raw = raw
+        self._max_record_bytes = max_record_bytes
         self._records: Iterator[Any] | None = None
         self._last_offset = -1
 
@@ -84,9 +88,12 @@ class _TolerantBatch:
                 record = next(self._records)
         except _UNREADABLE as error:  # in the batch's bytes: fetched again, it would fail again
             record = self._stand_in(error)
-            self._records = iter(())
+        except UnsupportedCodecError as error:
+            if self._batch.compression_type <= _LAST_CODEC:
+                raise  # a codec library missing: this process's trouble
+            record = self._stand_in(error)
         else:
-            if len(record.value or b"") + len(record.key or b"") > MAX_RECORD_BYTES:
+            if _size(record) > self._max_record_bytes:
                 record = self._too_large(record)
         self._last_offset = record.offset
         return record
@@ -94,27 +101,32 @@ class _TolerantBatch:
     def _stand_in(self, error: Exception) -> Any:
         """One record for the rest of the batch, at its last offset (committing it moves the
         consumer past the batch), whose value is the batch as the broker keeps it."""
-        header = _DefaultRecordBatchPy(self._raw)  # only its fixed header is read
-        first, last = max(self._last_offset + 1, header.base_offset), header.next_offset - 1
+        self._records = iter(())
+        batch = self._batch
+        first, last = max(self._last_offset + 1, batch.base_offset), batch.next_offset - 1
         too_large = isinstance(error, BatchTooLarge)
         reason = Reason.DECODE_TOO_LARGE if too_large else Reason.DECODE_MALFORMED
         why = f"{reason.value} the Kafka batch of offsets {first}-{last} cannot be read: {error}"
         headers = [(UNREADABLE_BATCH_HEADER, why.encode())]
         return _DefaultRecordPy(
-            last, header.max_timestamp, header.timestamp_type, None, bytes(self._raw), headers
+            last, batch.max_timestamp, batch.timestamp_type, None, bytes(self._raw), headers
         )
 
-    @staticmethod
-    def _too_large(record: Any) -> Any:
-        """A record no hocba topic takes can only have come compressed: it is not kept, so
-        that a consumer holds no more than its buffered messages times `MAX_RECORD_BYTES`."""
-        size = len(record.value or b"") + len(record.key or b"")
-        why = f"{Reason.DECODE_TOO_LARGE.value} a Kafka record of {size} bytes, decompressed,"
-        why += f" is over the {MAX_RECORD_BYTES} bytes of the largest message a topic takes"
+    def _too_large(self, record: Any) -> Any:
+        """A record larger than this consumer's topics take can only have come compressed.
+        Its bytes (key, value and headers) are not kept: its dead letter would be refused,
+        and held, a few such records could take the worker's memory."""
+        why = f"{Reason.DECODE_TOO_LARGE.value} a Kafka record of {_size(record)} bytes,"
+        why += f" decompressed, is over the {self._max_record_bytes} bytes this consumer takes"
         headers = [(UNREADABLE_BATCH_HEADER, why.encode())]
         return _DefaultRecordPy(
             record.offset, record.timestamp, record.timestamp_type, None, b"", headers
         )
+
+
+def _size(record: Any) -> int:
+    headers = sum(len(name.encode()) + len(value or b"") for name, value in record.headers)
+    return len(record.key or b"") + len(record.value or b"") + headers
 
 
 class TolerantMemoryRecords:
@@ -122,10 +134,11 @@ class TolerantMemoryRecords:
     `_TolerantBatch`es. It walks the same batch boundaries as the C reader to keep each
     batch's bytes at hand."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, max_record_bytes: int = MAX_RECORD_BYTES) -> None:
         self._records = MemoryRecords(data)
         self._data = memoryview(data)
         self._position = 0
+        self._max_record_bytes = max_record_bytes
 
     def size_in_bytes(self) -> int:
         return int(self._records.size_in_bytes())
@@ -141,11 +154,19 @@ class TolerantMemoryRecords:
         end = self._position + _BATCH_PREFIX.size + length
         raw = self._data[self._position : end]
         self._position = end
-        return _TolerantBatch(batch, raw) if raw[_MAGIC_AT] >= 2 else batch
+        if raw[_MAGIC_AT] < 2:
+            return batch
+        return _TolerantBatch(batch, raw, self._max_record_bytes)
 
 
-def read_any_batch() -> None:
+def read_any_batch(max_record_bytes: int | None = None) -> None:
     """Install `TolerantMemoryRecords` and the bounded decoders in aiokafka, for every
-    consumer of this process; calling it again changes nothing."""
+    consumer of this process. A worker names the largest record its topics take; without
+    one, a reader installed before stays as it is, or `MAX_RECORD_BYTES` is the limit."""
     bound_decompression()
-    aiokafka.consumer.fetcher.MemoryRecords = TolerantMemoryRecords
+    installed = aiokafka.consumer.fetcher.MemoryRecords
+    if max_record_bytes is None and isinstance(installed, functools.partial):
+        return
+    limit = MAX_RECORD_BYTES if max_record_bytes is None else max_record_bytes
+    reader = functools.partial(TolerantMemoryRecords, max_record_bytes=limit)
+    aiokafka.consumer.fetcher.MemoryRecords = reader

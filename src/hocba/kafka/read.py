@@ -2,15 +2,21 @@
 
 Operators inspect and replay the dead-letter topic with it, tests check what landed there
 (original bytes and reason headers), and the reference loader reads the compacted reference
-topics; nothing is decoded by the reader.
+topics; nothing is decoded by the reader. A batch that cannot be read comes as one stand-in
+record (`kafka.fetch_reader`), which is said in the log: the reference loader, for one, skips
+records without a key.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from hocba.domain.messages import UNREADABLE_BATCH_HEADER
 from hocba.kafka.clients import tool_consumer
 from hocba.kafka.lag import topic_partitions, true_end_offsets
+
+log = logging.getLogger("hocba.kafka.read")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,15 @@ async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
             fetched = await consumer.getmany(*pending, timeout_ms=1000)
             for tp, records in fetched.items():
                 for r in records:
+                    unreadable = dict(r.headers or ()).get(UNREADABLE_BATCH_HEADER)
+                    if unreadable is not None:
+                        log.warning(
+                            "%s[%d] offset %d: %s",
+                            topic,
+                            tp.partition,
+                            r.offset,
+                            unreadable.decode("utf-8", "replace"),
+                        )
                     if r.offset < ends[tp]:
                         out.append(
                             TopicRecord(
