@@ -1,7 +1,7 @@
 """The benchmark: N signed records through the embedded stack, with per-stage ceilings.
 
     python bench/run.py [--records 200000] [--batch-records 50] [--workers 1]
-                        [--algorithms rsa,ecdsa,ed25519] [--json]
+                        [--algorithms rsa,ecdsa,ed25519] [--compression zstd] [--json]
 
 Publishes N realistic signed records in messages of B records, runs W worker processes
 (W = 1: one `all` worker; W > 1: W verifying workers and the one lander, DESIGN §5), and
@@ -79,6 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="publish at this many records/s while the workers run (latency "
         "runs); 0 = publish everything first (throughput runs)",
+    )
+    parser.add_argument(
+        "--compression",
+        choices=("gzip", "snappy", "lz4", "zstd"),
+        default=None,
+        help="publish with this Kafka codec, as vendors may (default: none)",
     )
     parser.add_argument("--no-ceilings", action="store_true", help="skip the stage ceilings")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -166,11 +172,16 @@ def wait_ready(ports: list[int], timeout_s: float = 120) -> None:
 
 
 async def publish(
-    bootstrap: str, topic: str, messages: list[Outgoing], rate: float, per_message: float
+    bootstrap: str,
+    topic: str,
+    messages: list[Outgoing],
+    rate: float,
+    per_message: float,
+    compression: str | None,
 ) -> None:
     """All at once (`rate` 0), or paced at `rate` records/s given `per_message` records
     per message on average (class-sized messages hold fewer than --batch-records)."""
-    async with bulk_producer(bootstrap) as producer:
+    async with bulk_producer(bootstrap, compression) as producer:
         if rate <= 0:
             await send_all(producer, topic, messages)
             return
@@ -267,7 +278,11 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         topics = [settings.submissions_topic, settings.dlq_topic, settings.landing_topic]
         asyncio.run(ensure_topics(broker.bootstrap, topics, settings.topic_partitions))
         if args.rate <= 0:
-            asyncio.run(publish(broker.bootstrap, settings.submissions_topic, messages, 0, 1))
+            asyncio.run(
+                publish(
+                    broker.bootstrap, settings.submissions_topic, messages, 0, 1, args.compression
+                )
+            )
         workers, ports = start_workers(settings, broker.bootstrap, args.workers, root)
         watcher = RssWatcher(worker_names(workers))
         publisher = None
@@ -281,6 +296,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                         messages,
                         args.rate,
                         args.records / len(messages),
+                        args.compression,
                     )
                 )
             )
@@ -375,6 +391,7 @@ def report(
         "workers": args.workers,
         "batch_records": args.batch_records,
         "algorithms": list(args.algorithms),
+        "compression": args.compression or "none",
         "rate": args.rate,
         "landed": figures["landed"],
         "elapsed_s": round(elapsed, 2),
@@ -403,6 +420,7 @@ def show(result: dict[str, Any], console: Console) -> None:
         "workers",
         "batch_records",
         "algorithms",
+        "compression",
         "elapsed_s",
         "records_per_s",
         "messages_per_s",

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 400
 
 
-def test_the_bench_lands_every_record_with_mixed_key_algorithms() -> None:
+def test_the_bench_lands_every_record_with_mixed_key_algorithms_published_compressed() -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -27,6 +27,8 @@ def test_the_bench_lands_every_record_with_mixed_key_algorithms() -> None:
             "10",
             "--algorithms",
             "rsa,ecdsa,ed25519",
+            "--compression",
+            "zstd",
             "--no-ceilings",
             "--json",
         ],
@@ -40,6 +42,7 @@ def test_the_bench_lands_every_record_with_mixed_key_algorithms() -> None:
     figures = json.loads(result.stdout)
     assert (figures["records"], figures["landed"]) == (RECORDS, RECORDS)
     assert figures["algorithms"] == ["rsa", "ecdsa", "ed25519"]
+    assert figures["compression"] == "zstd"
     assert figures["records_per_s"] > 0 and figures["peak_rss_mb_by_worker"]["worker"] > 0
     assert {
         "messages",

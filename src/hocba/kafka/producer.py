@@ -27,13 +27,17 @@ MAX_REQUEST_BYTES = 8_388_608
 
 
 @asynccontextmanager
-async def bulk_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+async def bulk_producer(
+    bootstrap: str, compression: str | None = None
+) -> AsyncIterator[AIOKafkaProducer]:
+    """`compression`: a Kafka codec (gzip, snappy, lz4, zstd), as a vendor may choose."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         max_batch_size=1_048_576,
         linger_ms=5,
         max_request_size=MAX_REQUEST_BYTES,
         acks="all",
+        compression_type=compression,
     )
     try:
         await producer.start()  # inside: a broker that cannot be reached still gets a stop()
