@@ -18,12 +18,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from hocba.kafka.broker import EmbeddedBroker
-from hocba.kafka.producer import Outgoing
+from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.scenario import Scenario, build_scenario, signed_messages
 from hocba.settings import Settings
 from tests.conftest import isolated_settings
 from tests.integration.harness import create_topics, load_reference, query, run_workers
 from tests.kafka_batches import (
+    CODECS,
     CRC_FROM,
     PLACEHOLDER,
     READ_AS,
@@ -36,7 +37,6 @@ from tests.kafka_batches import (
 
 pytestmark = pytest.mark.integration
 
-CODECS = ("gzip", "snappy", "lz4", "zstd")
 NOT_A_SUBMISSION = b"not a submission"
 LANDED = "SELECT count() AS n FROM {db}.records FINAL"
 
@@ -59,14 +59,8 @@ def test_messages_compressed_with_each_kafka_codec_land(
     async def publish_compressed() -> None:
         await create_topics(broker.bootstrap, settings)
         for codec, message in zip(itertools.cycle(CODECS), messages):
-            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, compression_type=codec)
-            await producer.start()
-            try:
-                await producer.send_and_wait(
-                    settings.submissions_topic, message.value, key=message.key
-                )
-            finally:
-                await producer.stop()
+            async with bulk_producer(broker.bootstrap, codec) as producer:
+                await send_all(producer, settings.submissions_topic, [message])
 
     asyncio.run(publish_compressed())
     run = run_workers(settings, broker.bootstrap, tmp_path / "worker.log", timeout_s=120)

@@ -106,22 +106,25 @@ class _TolerantBatch:
         first, last = max(self._last_offset + 1, batch.base_offset), batch.next_offset - 1
         too_large = isinstance(error, BatchTooLarge)
         reason = Reason.DECODE_TOO_LARGE if too_large else Reason.DECODE_MALFORMED
-        why = f"{reason.value} the Kafka batch of offsets {first}-{last} cannot be read: {error}"
-        headers = [(UNREADABLE_BATCH_HEADER, why.encode())]
-        return _DefaultRecordPy(
-            last, batch.max_timestamp, batch.timestamp_type, None, bytes(self._raw), headers
-        )
+        why = f"the Kafka batch of offsets {first}-{last} cannot be read: {error}"
+        stamp = (batch.max_timestamp, batch.timestamp_type)
+        return _unreadable(last, stamp, bytes(self._raw), reason, why)
 
     def _too_large(self, record: Any) -> Any:
         """A record larger than this consumer's topics take can only have come compressed.
         Its bytes (key, value and headers) are not kept: its dead letter would be refused,
         and held, a few such records could take the worker's memory."""
-        why = f"{Reason.DECODE_TOO_LARGE.value} a Kafka record of {_size(record)} bytes,"
-        why += f" decompressed, is over the {self._max_record_bytes} bytes this consumer takes"
-        headers = [(UNREADABLE_BATCH_HEADER, why.encode())]
-        return _DefaultRecordPy(
-            record.offset, record.timestamp, record.timestamp_type, None, b"", headers
-        )
+        why = f"a Kafka record of {_size(record)} bytes, decompressed, is over the"
+        why += f" {self._max_record_bytes} bytes this consumer takes"
+        stamp = (record.timestamp, record.timestamp_type)
+        return _unreadable(record.offset, stamp, b"", Reason.DECODE_TOO_LARGE, why)
+
+
+def _unreadable(offset: int, stamp: tuple[int, int], value: bytes, reason: Reason, why: str) -> Any:
+    """A stand-in record at `offset` with `stamp` (timestamp and its type) that the decode
+    stage dead-letters for `reason`."""
+    headers = [(UNREADABLE_BATCH_HEADER, f"{reason.value} {why}".encode())]
+    return _DefaultRecordPy(offset, *stamp, None, value, headers)
 
 
 def _size(record: Any) -> int:
@@ -164,8 +167,8 @@ def read_any_batch(max_record_bytes: int | None = None) -> None:
     consumer of this process. A worker names the largest record its topics take; without
     one, a reader installed before stays as it is, or `MAX_RECORD_BYTES` is the limit."""
     bound_decompression()
-    installed = aiokafka.consumer.fetcher.MemoryRecords
-    if max_record_bytes is None and isinstance(installed, functools.partial):
+    installed = getattr(aiokafka.consumer.fetcher.MemoryRecords, "func", None)
+    if max_record_bytes is None and installed is TolerantMemoryRecords:
         return
     limit = MAX_RECORD_BYTES if max_record_bytes is None else max_record_bytes
     reader = functools.partial(TolerantMemoryRecords, max_record_bytes=limit)
