@@ -210,7 +210,6 @@ class Lander:
                 log.warning("staging ahead failed, staging again: %s", exc)
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        redelivered = self._redelivered(prepared)
         worker = self.settings.worker_name
 
         async def land_once() -> LandResult:
@@ -222,6 +221,7 @@ class Lander:
             # Staged here, at each try: the reference data copied first, since an outage
             # this batch waited out may have held back the copy of a change.
             await self._mirror_reference(store)
+            redelivered = self._redelivered(prepared)  # staged ahead, it was asked there
             return await loop.run_in_executor(
                 self.thread, land_prepared, store, prepared, self.stage, worker, redelivered
             )

@@ -490,6 +490,7 @@ def test_a_ca_without_a_crl_is_named_when_the_store_loads(
     (trust_dir / "anchors").mkdir(parents=True)
     anchors = sorted((pki.trust_dir / "anchors").glob("*.pem"))
     (trust_dir / "anchors" / "root.pem").write_bytes(anchors[0].read_bytes())
-    assert load_trust_store(pki.trust_dir) and "no CRL of" not in caplog.text
+    load_trust_store(pki.trust_dir)
+    assert "no CRL of" not in caplog.text
     load_trust_store(trust_dir)
     assert "no CRL of CN=" in caplog.text
