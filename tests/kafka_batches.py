@@ -41,6 +41,8 @@ _ATTRIBUTES_AT = 21
 CRC_FROM = _ATTRIBUTES_AT  # what a batch's CRC covers starts here; the broker sets before it
 _LAST_OFFSET_DELTA_AT = 23
 RECORD_COUNT_AT = 57  # in the header of a v2 batch
+_TRANSACTIONAL = 0x10  # attribute bits
+_CONTROL = 0x20
 
 
 def batch_with_raw_names(records: Sequence[Record], *, codec: str = "") -> bytearray:
@@ -108,6 +110,17 @@ def with_a_record_longer_than_the_batch() -> bytearray:
     batch += _varint(len(record)) + record
     struct.pack_into(">i", batch, RECORD_COUNT_AT, 2)
     struct.pack_into(">i", batch, _LAST_OFFSET_DELTA_AT, 1)
+    return sealed(batch)
+
+
+def commit_marker() -> bytearray:
+    """A transaction's commit marker as its coordinator writes it (a control batch): it takes
+    an offset, and consumers skip it, so the records around it are not consecutive."""
+    key = struct.pack(">hh", 0, 1)  # version 0, COMMIT
+    value = struct.pack(">hi", 0, 0)  # version 0, coordinator epoch
+    batch = batch_with_raw_names([(key, value, [])])
+    attributes = struct.unpack_from(">h", batch, _ATTRIBUTES_AT)[0]
+    struct.pack_into(">h", batch, _ATTRIBUTES_AT, attributes | _TRANSACTIONAL | _CONTROL)
     return sealed(batch)
 
 

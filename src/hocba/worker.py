@@ -34,6 +34,7 @@ from hocba.domain.messages import RawMessage, Rejection
 from hocba.domain.reasons import Reason
 from hocba.kafka.fetch_reader import read_any_batch
 from hocba.kafka.lag import partition_lags
+from hocba.kafka.offset_gaps import record_gaps_after_first_offset
 from hocba.kafka.producer import MAX_REQUEST_BYTES
 from hocba.lander import Lander
 from hocba.landing import StagedBatch
@@ -205,6 +206,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         # last commit. Restarting only the agent left a stream that no one landed.
         agent_supervisor=mode.CrashingSupervisor,
     )
+    record_gaps_after_first_offset(app)
     metrics = Metrics()
     backpressure = Backpressure(metrics.backpressure)
     lander = (
