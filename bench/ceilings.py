@@ -1,17 +1,22 @@
 """Single-core ceilings of each stage alone, measured on the bench's own records.
 
-Each function times one stage in isolation in this process (one core), so the pipeline's
-end-to-end rate can be read as a ratio of what its parts could do.
+Each function times one stage in isolation, so the pipeline's end-to-end rate can be read
+as a ratio of what its parts could do. "Single-core" is enforced, not assumed: the bench
+times them inside `on_one_core()`, which pins every thread of this process (ClickHouse's
+query threads too) to one CPU, and the Faust pass-through process pins itself to that CPU.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,32 @@ from hocba.pipeline.verify import Verifier
 from hocba.reference.model import ReferenceData
 from hocba.reference.tables import mirror_reference
 from hocba.store.chdb_store import ChdbStore
+
+PASSTHROUGH_TIMEOUT_S = 300.0
+
+
+def _pin_threads(cpus: set[int]) -> None:
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except OSError:  # a thread that ended meanwhile
+            continue
+
+
+@contextmanager
+def on_one_core() -> Iterator[int | None]:
+    """Every thread of this process on one CPU (threads started meanwhile inherit it);
+    the CPU, or None where the system cannot pin threads (the ceilings then say so)."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    allowed = os.sched_getaffinity(0)
+    cpu = min(allowed)
+    _pin_threads({cpu})
+    try:
+        yield cpu
+    finally:
+        _pin_threads(allowed)
 
 
 def per_second(count: int, work: Callable[[], object], min_seconds: float = 1.0) -> float:
@@ -96,24 +127,34 @@ def clickhouse_record_stage(
         store.close()
 
 
-def faust_passthrough(bootstrap: str, topic: str, messages: int, port: int) -> float:
-    """Run in a scratch directory: Faust creates `<app-id>-data/` where it starts."""
+def faust_passthrough(
+    bootstrap: str, topic: str, messages: int, port: int, cpu: int | None
+) -> float:
+    """Run in a scratch directory: Faust creates `<app-id>-data/` where it starts. Killed
+    after `PASSTHROUGH_TIMEOUT_S`, so a count that never arrives cannot hang the bench."""
     script = Path(__file__).with_name("faust_passthrough.py")
     scratch = tempfile.TemporaryDirectory(prefix="hocba-bench-passthrough-")
+    pin = [] if cpu is None else [str(cpu)]
     process = subprocess.Popen(
-        [sys.executable, str(script), bootstrap, topic, str(messages), str(port)],
+        [sys.executable, str(script), bootstrap, topic, str(messages), str(port), *pin],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=scratch.name,
     )
+    timer = threading.Timer(PASSTHROUGH_TIMEOUT_S, process.kill)
+    timer.start()
     try:
         assert process.stdout is not None
         for line in process.stdout:  # Faust may print terminal control codes first
             if "{" in line:
                 return float(json.loads(line[line.index("{") :])["per_s"])
-        return 0.0
+        raise RuntimeError(
+            f"the Faust pass-through did not count {messages} messages within "
+            f"{PASSTHROUGH_TIMEOUT_S:.0f} s; run with --no-ceilings to skip the ceilings"
+        )
     finally:
+        timer.cancel()
         process.kill()
         process.wait()
         scratch.cleanup()

@@ -1,12 +1,14 @@
 """Faust's own per-message ceiling: an agent that only counts, on the bench's input topic.
 
-Run by bench/run.py as a separate process (Faust owns its event loop); prints one JSON line
-with the messages/s between the first and the last event.
+Run by bench/run.py as a separate process (Faust owns its event loop), pinned to the CPU it
+is given (a fifth argument) before Faust starts a thread; prints one JSON line with the
+messages/s between the first and the last event.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -50,4 +52,6 @@ def main(bootstrap: str, topic: str, expected: int, port: int) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 5:
+        os.sched_setaffinity(0, {int(sys.argv[5])})
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

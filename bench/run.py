@@ -1,19 +1,26 @@
 """The benchmark: N signed records through the embedded stack, with per-stage ceilings.
 
     python bench/run.py [--records 200000] [--batch-records 50] [--workers 1]
-                        [--algorithms rsa,ecdsa,ed25519] [--compression zstd] [--json]
+                        [--algorithms rsa,ecdsa,ed25519] [--compression zstd]
+                        [--rate R] [--no-ceilings] [--keep] [--json]
 
 Publishes N realistic signed records in messages of B records, runs W worker processes
-(W = 1: one `all` worker; W > 1: W verifying workers and the one lander, DESIGN §5), and
-reports end-to-end records/s (first consumed → last landed), latency, peak RSS, and the
-single-core ceiling of each stage measured in the same run. Figures, never assertions.
+(W = 1: one `all` worker; W > 1: W verifying workers and the one lander, DESIGN.md §5), and
+reports end-to-end records/s (first consumed → last landed), latency, peak RSS, the
+single-core ceiling of each stage measured in the same run, and each stage's share of the
+machine's time. Figures, never assertions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
+import os
+import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -46,7 +53,22 @@ from hocba.trust.pki import KEY_ALGORITHMS, RSA
 from hocba.trust.store import load_trust_store
 
 CEILING_SAMPLE = 2_000
-BATCH_MESSAGES = 200  # class messages in a batch cut at HOCBA_BATCH_MAX_BYTES' 8 MiB
+ROOT = Path(__file__).resolve().parents[1]
+# The pipeline's stages that have a ceiling, and what each counts: a stage's share of the
+# machine's time is the rate the run achieved over its ceiling, over the machine's cores.
+PIPELINE_STAGES = {
+    "faust_passthrough_messages": "messages",
+    "verify_messages": "messages",
+    "clickhouse_stage_rows": "records",
+    "clickhouse_insert_rows": "records",
+}
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return value
 
 
 def _algorithms(text: str) -> tuple[str, ...]:
@@ -63,9 +85,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--batch-records", type=int, default=50, help="records per message")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--records", type=_at_least_one, default=200_000)
+    parser.add_argument(
+        "--batch-records",
+        type=_at_least_one,
+        default=50,
+        help="records per message (a message never spans two classes, so at most a class)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_at_least_one,
+        default=1,
+        help="worker processes (above 1: that many verifying workers and one lander)",
+    )
     parser.add_argument(
         "--algorithms",
         type=_algorithms,
@@ -87,17 +119,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="publish with this Kafka codec, as vendors may (default: none)",
     )
     parser.add_argument("--no-ceilings", action="store_true", help="skip the stage ceilings")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the run's directory (logs, chDB) and say where"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args(argv)
 
 
-def _rss_kb(pid: int) -> int:
+def _status_kb(pid: int, field: str = "VmRSS") -> int:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0
     return next(
-        (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+        (int(line.split()[1]) for line in status.splitlines() if line.startswith(f"{field}:")),
+        0,
     )
 
 
@@ -115,7 +151,9 @@ def _with_children(pid: int) -> list[int]:
 
 class RssWatcher:
     """Peak resident memory of each worker, its child processes included (sampled every
-    200 ms: resident sizes of processes can be summed at one instant, their peaks cannot)."""
+    200 ms: resident sizes of processes can be summed at one instant, their peaks cannot),
+    and never below the kernel's own peak of the worker process (`VmHWM`), which a sample
+    can miss."""
 
     def __init__(self, workers: dict[str, int]) -> None:
         self.workers, self._stop = workers, threading.Event()
@@ -126,14 +164,17 @@ class RssWatcher:
     def _run(self) -> None:
         while not self._stop.wait(0.2):
             for name, pid in self.workers.items():
-                total = sum(_rss_kb(p) for p in _with_children(pid))
+                total = sum(_status_kb(p) for p in _with_children(pid))
                 self.peak_kb[name] = max(self.peak_kb[name], total)
 
     def stop(self) -> dict[str, float]:
-        """Worker name → peak MB."""
+        """Worker name → peak MB; while the workers still run."""
         self._stop.set()
         self._thread.join()
-        return {name: kb / 1024 for name, kb in self.peak_kb.items()}
+        return {
+            name: max(kb, _status_kb(self.workers[name], "VmHWM")) / 1024
+            for name, kb in self.peak_kb.items()
+        }
 
 
 def scrape_sums(port: int) -> dict[str, float]:
@@ -204,7 +245,7 @@ def end_to_end(settings: Settings) -> dict[str, float]:
             " uniqExact(submission_id) AS messages FROM hocba.records"
         )[0]
         latency = store.query(
-            "SELECT quantiles(0.5, 0.99)(l) AS q FROM (SELECT submission_id,"
+            "SELECT quantilesExact(0.5, 0.99)(l) AS q FROM (SELECT submission_id,"
             " dateDiff('millisecond', any(sent_at), any(landed_at)) / 1000 AS l"
             " FROM hocba.records GROUP BY submission_id)"
         )[0]["q"]
@@ -215,8 +256,8 @@ def end_to_end(settings: Settings) -> dict[str, float]:
         "elapsed_s": elapsed,
         "landed": row["records"],
         "landed_messages": row["messages"],
-        "p50": latency[0],
-        "p99": latency[1],
+        "p50": round(latency[0], 3),
+        "p99": round(latency[1], 3),
     }
 
 
@@ -227,33 +268,82 @@ def measure_ceilings(
     bootstrap: str,
     messages: int,
     data_dir: Path,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], bool]:
+    """Stage → ceiling per second, and whether they were timed pinned to one CPU."""
     registry = load_registry()
     step = max(1, len(scenario.records) // CEILING_SAMPLE)  # every level and grade, not one school
     sample = list(scenario.records[::step][:CEILING_SAMPLE])
     assert settings.trust_dir is not None
     verifier = Verifier(load_trust_store(settings.trust_dir))
-    every = max(1, len(values) // BATCH_MESSAGES)  # a worker's batch of classes of every level
-    envelopes = [decode(registry, SUBMISSION, v) for v in values[::every][:BATCH_MESSAGES]]
+    envelopes = [decode(registry, SUBMISSION, v) for v in a_workers_batch(values, settings)]
     submissions = [
         Submission(e["submission_id"], e["sender_code"], e["vendor"], 0, e["payload"], b"", "", ())
         for e in envelopes
     ]
+    with ceilings.on_one_core() as cpu:
+        measured = {
+            "faust_passthrough_messages": ceilings.faust_passthrough(
+                bootstrap, settings.submissions_topic, messages, free_port(), cpu
+            ),
+            "verify_messages": ceilings.verify(verifier, registry, values[:500]),
+            "fastavro_decode_records": ceilings.fastavro_one_at_a_time(registry, sample),
+            "clickhouse_parse_rows": ceilings.clickhouse_parse(sample * 10, registry),
+            **ceilings.clickhouse_record_stage(
+                submissions, scenario.reference, data_dir / "ceiling-chdb"
+            ),
+        }
+    return measured, cpu is not None
+
+
+def a_workers_batch(values: list[bytes], settings: Settings) -> list[bytes]:
+    """Messages spread over the run (every level and grade, not one school), as many as a
+    worker takes at once: up to `batch_max_messages`, cut at `batch_max_bytes`."""
+    average = sum(map(len, values)) / len(values)
+    fits = max(1, int(settings.batch_max_bytes // average))
+    count = min(len(values), settings.batch_max_messages, fits)
+    return values[:: max(1, len(values) // count)][:count]
+
+
+def environment() -> dict[str, Any]:
+    """What the figures were measured on: they compare only within a run (README)."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    packages = ("chdb-core", "fastavro", "faust-streaming", "aiokafka", "cryptography")
     return {
-        "faust_passthrough_messages": ceilings.faust_passthrough(
-            bootstrap, settings.submissions_topic, messages, free_port()
-        ),
-        "verify_messages": ceilings.verify(verifier, registry, values[:500]),
-        "fastavro_decode_records": ceilings.fastavro_one_at_a_time(registry, sample),
-        "clickhouse_parse_rows": ceilings.clickhouse_parse(sample * 10, registry),
-        **ceilings.clickhouse_record_stage(
-            submissions, scenario.reference, data_dir / "ceiling-chdb"
-        ),
+        "commit": commit or "unknown",
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        **{name: importlib.metadata.version(name) for name in packages},
     }
 
 
 def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="hocba-bench-"))
+    try:
+        return measure(args, root, console)
+    finally:
+        if args.keep:
+            console.print(f"the run's logs and chDB store are kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, root: Path, console: Console) -> dict[str, Any]:
     with console.status("generating and signing records…"):
         scenario = build_scenario(
             root / "input",
@@ -320,8 +410,8 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             for worker in workers:
                 stop_worker(worker)
         figures = end_to_end(settings)
-        stage_ceilings = (
-            {}
+        stage_ceilings, pinned = (
+            ({}, False)
             if args.no_ceilings
             else measure_ceilings(
                 scenario,
@@ -332,7 +422,8 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 root,
             )
         )
-    return report(args, len(messages), figures, sums, stage_ceilings, peaks_mb)
+    result = report(args, len(messages), figures, sums, stage_ceilings, peaks_mb)
+    return result | {"ceilings_on_one_core": pinned, "environment": environment()}
 
 
 def start_workers(
@@ -374,41 +465,58 @@ def report(
 ) -> dict[str, Any]:
     elapsed = figures["elapsed_s"]
     records_per_s = figures["landed"] / elapsed if elapsed else 0.0
-    decode_ceiling = stage_ceilings.get("fastavro_decode_records", 0.0)
-    busy = {
-        name.removeprefix("hocba_").removesuffix("_seconds_sum"): sum(
-            s.get(name, 0.0) for s in sums
-        )
-        for name in (
-            "hocba_process_seconds_sum",
-            "hocba_verify_seconds_sum",
-            "hocba_insert_seconds_sum",
-        )
+    messages_per_s = figures["landed_messages"] / elapsed if elapsed else 0.0
+    decode_ceiling = stage_ceilings.get("fastavro_decode_records")
+    achieved = {"messages": messages_per_s, "records": records_per_s}
+    cores = os.cpu_count() or 1
+    stage_share = {
+        stage: round(achieved[unit] / stage_ceilings[stage] / cores, 3)
+        for stage, unit in PIPELINE_STAGES.items()
+        if stage_ceilings.get(stage)
     }
     return {
         "records": args.records,
         "messages": messages,
         "workers": args.workers,
         "batch_records": args.batch_records,
+        "records_per_message": round(figures["landed"] / max(1, figures["landed_messages"]), 1),
         "algorithms": list(args.algorithms),
         "compression": args.compression or "none",
         "rate": args.rate,
         "landed": figures["landed"],
         "elapsed_s": round(elapsed, 2),
         "records_per_s": round(records_per_s),
-        "messages_per_s": round(messages / elapsed) if elapsed else 0,
+        "messages_per_s": round(messages_per_s),
         "ceilings": {k: round(v) for k, v in stage_ceilings.items()},
-        "decode_ceiling_per_s": round(decode_ceiling),
+        "decode_ceiling_per_s": round(decode_ceiling) if decode_ceiling else None,
         "ratio": round(records_per_s / (args.workers * decode_ceiling), 2)
         if decode_ceiling
         else None,
         "p50_latency_s": figures["p50"],
         "p99_latency_s": figures["p99"],
+        "latency_from": "publishing (paced by --rate)"
+        if args.rate > 0
+        else "signing: everything is published before the workers start, so the latency "
+        "includes the wait in the queue (measure latency with --rate)",
         "peak_rss_mb": round(max(peaks_mb.values(), default=0.0)),
         "peak_rss_mb_by_worker": {name: round(mb) for name, mb in peaks_mb.items()},
-        "stage_share": {
-            k: round(v / (elapsed * args.workers), 3) if elapsed else 0.0 for k, v in busy.items()
-        },
+        "stage_share": stage_share
+        | ({"rest": round(1 - sum(stage_share.values()), 3)} if stage_share else {}),
+        "worker_busy_share": busy_shares(sums, elapsed, args.workers),
+    }
+
+
+def busy_shares(sums: list[dict[str, float]], elapsed: float, workers: int) -> dict[str, float]:
+    """The workers' own clocks (`hocba_*_seconds`), as a share of the run per process that
+    keeps each: the CPU stage (`process`, of which `verify`) runs in every verifying worker,
+    landing (`insert`: staged batches into `records`, and the audit rows) in the one
+    process that owns the store. Staging ahead runs beside landing and has no clock."""
+    if not elapsed:
+        return {}
+    per_process = {"process": workers, "verify": workers, "insert": 1}
+    return {
+        name: round(sum(s.get(f"hocba_{name}_seconds_sum", 0.0) for s in sums) / elapsed / n, 3)
+        for name, n in per_process.items()
     }
 
 
@@ -417,6 +525,7 @@ def show(result: dict[str, Any], console: Console) -> None:
     for key in (
         "records",
         "messages",
+        "records_per_message",
         "workers",
         "batch_records",
         "algorithms",
@@ -428,15 +537,21 @@ def show(result: dict[str, Any], console: Console) -> None:
         "ratio",
         "p50_latency_s",
         "p99_latency_s",
+        "latency_from",
         "peak_rss_mb",
     ):
         table.add_row(key, str(result[key]))
     for name, mb in result["peak_rss_mb_by_worker"].items():
         table.add_row(f"peak RSS MB: {name} with its child processes", str(mb))
+    cores = "1 core" if result["ceilings_on_one_core"] else "not pinned to one core"
     for stage, value in result["ceilings"].items():
-        table.add_row(f"ceiling: {stage} /s (1 core)", f"{value:,}")
+        table.add_row(f"ceiling: {stage} /s ({cores})", f"{value:,}")
     for stage, share in result["stage_share"].items():
-        table.add_row(f"share of worker time: {stage}", f"{share:.1%}")
+        table.add_row(f"share of the machine's time: {stage}", f"{share:.1%}")
+    for stage, share in result["worker_busy_share"].items():
+        table.add_row(f"busy share of its workers: {stage}", f"{share:.1%}")
+    for name, value in result["environment"].items():
+        table.add_row(f"environment: {name}", str(value))
     console.print(table)
 
 

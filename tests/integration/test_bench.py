@@ -54,4 +54,7 @@ def test_the_bench_lands_every_record_with_mixed_key_algorithms_published_compre
         "p50_latency_s",
         "p99_latency_s",
         "peak_rss_mb",
+        "records_per_message",
+        "latency_from",
+        "environment",
     } <= set(figures)

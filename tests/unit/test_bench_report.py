@@ -1,0 +1,99 @@
+"""The bench's figures are computed as issue 8 defines them: the ratio against fastavro per
+worker, each stage's share from its ceiling, the workers' clocks per process that keeps
+them, and a worker's batch as a worker would take it."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from hocba.settings import Settings
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+FIGURES = {"elapsed_s": 10.0, "landed": 200_000, "landed_messages": 6_000, "p50": 0.8, "p99": 1.6}
+CEILINGS = {
+    "faust_passthrough_messages": 4_000.0,
+    "verify_messages": 20_000.0,
+    "fastavro_decode_records": 10_000.0,
+    "clickhouse_parse_rows": 150_000.0,
+    "clickhouse_stage_rows": 50_000.0,
+    "clickhouse_insert_rows": 200_000.0,
+}
+
+
+def _report(
+    bench: ModuleType, workers: int, ceilings: dict[str, float], sums: list[dict[str, float]]
+) -> dict[str, object]:
+    args = bench.parse_args(["--workers", str(workers), "--records", "200000"])
+    assert isinstance(args, argparse.Namespace)
+    result = bench.report(args, 6_100, FIGURES, sums, ceilings, {"worker": 700.0})
+    assert isinstance(result, dict)
+    return result
+
+
+def test_ratio_and_stage_shares_follow_the_issues_definitions(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    result = _report(bench, 2, CEILINGS, [])
+    assert result["records_per_s"] == 20_000
+    assert result["messages_per_s"] == 600  # landed messages, not published ones
+    assert result["ratio"] == 1.0  # 20,000 ÷ (2 workers × 10,000)
+    assert result["records_per_message"] == pytest.approx(33.3)
+    assert result["stage_share"] == {
+        "faust_passthrough_messages": 0.075,  # 600 ÷ 4,000 ÷ 2 cores
+        "verify_messages": 0.015,
+        "clickhouse_stage_rows": 0.2,
+        "clickhouse_insert_rows": 0.05,
+        "rest": 0.66,
+    }
+
+
+def test_workers_clocks_are_shared_per_process_that_keeps_them(bench: ModuleType) -> None:
+    verifier = {"hocba_process_seconds_sum": 6.0, "hocba_verify_seconds_sum": 4.0}
+    lander = {"hocba_insert_seconds_sum": 5.0}
+    result = _report(bench, 2, CEILINGS, [lander, verifier, verifier])
+    # two verifiers share the CPU stage's 12 s; the one lander alone lands
+    assert result["worker_busy_share"] == {"process": 0.6, "verify": 0.4, "insert": 0.5}
+
+
+def test_without_ceilings_there_is_no_ratio_rather_than_a_zero(bench: ModuleType) -> None:
+    result = _report(bench, 1, {}, [])
+    assert (result["decode_ceiling_per_s"], result["ratio"], result["stage_share"]) == (
+        None,
+        None,
+        {},
+    )
+
+
+def test_the_ceilings_batch_is_cut_as_a_worker_cuts_its_batches(bench: ModuleType) -> None:
+    values = [n.to_bytes(2, "big") * 20_000 for n in range(1_000)]  # 40 KB classes
+    settings = Settings(batch_max_messages=1_000, batch_max_bytes=8 << 20)
+    batch = bench.a_workers_batch(values, settings)
+    assert len(batch) == (8 << 20) // 40_000
+    assert max(values.index(v) for v in batch) > 800  # spread over the run, not its start
+    one_record_messages = [b"x" * 900] * 5_000
+    assert len(bench.a_workers_batch(one_record_messages, settings)) == 1_000
+
+
+@pytest.mark.parametrize("flag", ["--records", "--batch-records", "--workers"])
+def test_counts_below_one_are_refused(bench: ModuleType, flag: str) -> None:
+    with pytest.raises(SystemExit):
+        bench.parse_args([flag, "0"])
