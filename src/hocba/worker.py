@@ -124,20 +124,30 @@ class Ingestor:
 
 
 def from_handoff(events: Sequence[Any], registry: SchemaRegistry) -> Prepared:
-    """Landing messages back into one batch; an undecodable one is dead-lettered, not lost."""
+    """Landing messages back into one batch; an undecodable one is dead-lettered, not lost.
+
+    A batch has one `received_at`, for all its audit rows: the earliest its items carry, when
+    the pipeline first received any of them; the lander's own time only when none carries one
+    (items of format 1, from older verifiers)."""
     accepted: list[Accepted] = []
     rejected: list[Rejection] = []
+    received: list[datetime] = []
     for event in events:
+        verdict: Accepted | Rejection
         try:
             item = decode_item(event.message.value, registry)
         except Exception as exc:  # internal topic corruption: keep the bytes, say why
-            item = Rejection(
+            verdict = Rejection(
                 raw_message(event.message),
                 Reason.INTERNAL_ERROR,
                 f"undecodable hand-off message: {exc}",
             )
-        (accepted if isinstance(item, Accepted) else rejected).append(item)  # type: ignore[arg-type]
-    return Prepared(tuple(accepted), tuple(rejected))
+        else:
+            verdict = item.verdict
+            if item.received_at is not None:
+                received.append(item.received_at)
+        (accepted if isinstance(verdict, Accepted) else rejected).append(verdict)  # type: ignore[arg-type]
+    return Prepared(tuple(accepted), tuple(rejected), min(received, default=datetime.now(UTC)))
 
 
 def _seen_table(app: faust.App, group: str, settings: Settings) -> Any:
@@ -227,7 +237,12 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         await asyncio.gather(
             *(
                 app.producer.send_and_wait(
-                    settings.landing_topic, i.message.key, encode_item(i), None, None, None
+                    settings.landing_topic,
+                    i.message.key,
+                    encode_item(i, prepared.received_at),
+                    None,
+                    None,
+                    None,
                 )
                 for i in items
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,11 +16,13 @@ from hocba.pipeline.audit import dead_letter_row
 from hocba.pipeline.codec import SUBMISSION, encode, load_registry
 from hocba.pipeline.deadletter import MAX_DETAIL, to_dead_letter
 from hocba.pipeline.dedupe import classify, record_key
-from hocba.pipeline.handoff import decode_item, encode_item
+from hocba.pipeline.handoff import HandedOff, decode_item, encode_item
 from hocba.pipeline.process import Accepted
 from hocba.pipeline.seen import RecentlySeen
+from hocba.worker import from_handoff
 
 REGISTRY = load_registry()
+RECEIVED_AT = datetime(2024, 6, 1, 12, 0, 0, 123_000, tzinfo=UTC)
 
 
 def row(student: str, revision: int, content: str = "h") -> dict[str, Any]:
@@ -104,6 +107,12 @@ def envelope(payload: bytes) -> bytes:
     )
 
 
+def refused(detail: str) -> Rejection:
+    """A message refused for one of its records."""
+    errors = (RecordError(1, Reason.VALIDATE_SCORE, "score 11"),)
+    return Rejection(message(), Reason.VALIDATE_SCORE, detail, errors, "sid", "S")
+
+
 def test_handoff_round_trips_accepted_and_rejected_items() -> None:
     payload = bytes(range(256)) * 4  # large enough that a second copy would show
     value = envelope(payload)
@@ -111,9 +120,9 @@ def test_handoff_round_trips_accepted_and_rejected_items() -> None:
         "sid", "SGD-2024-01", "v", 1_700_000_000_000, payload, b"s", "ED25519", (b"der",)
     )
     accepted = Accepted(message(value), submission, "fp")
-    encoded = encode_item(accepted)
+    encoded = encode_item(accepted, RECEIVED_AT)
     assert len(encoded) < len(value) + 100  # the payload travels once, inside the envelope
-    back = decode_item(encoded, REGISTRY)
+    back = decode_item(encoded, REGISTRY).verdict
     assert isinstance(back, Accepted)
     assert back.message == accepted.message  # the lander may have to dead-letter it
     assert back.submission.payload == payload  # the lander stages it
@@ -121,15 +130,67 @@ def test_handoff_round_trips_accepted_and_rejected_items() -> None:
     assert (sub.submission_id, sub.sender_code, sub.vendor) == ("sid", "SGD-2024-01", "v")
     assert (sub.sent_at_ms, back.signer_fingerprint) == (1_700_000_000_000, "fp")
 
-    rejected = Rejection(
-        message(),
-        Reason.VALIDATE_SCORE,
-        "1 of 2 records failed",
-        (RecordError(1, Reason.VALIDATE_SCORE, "score 11"),),
-        "sid",
-        "S",
+    rejected = refused("1 of 2 records failed")
+    assert decode_item(encode_item(rejected, RECEIVED_AT), REGISTRY).verdict == rejected
+
+
+def test_handoff_carries_when_the_verifier_received_the_message_to_the_millisecond() -> None:
+    """The lander's audit rows must tell when the pipeline first received the message, not
+    when the lander read the item."""
+    received_at = datetime(2024, 6, 1, 12, 0, 0, 123_456, tzinfo=UTC)
+    item = encode_item(Rejection(message(), Reason.VALIDATE_SCORE, "score 11"), received_at)
+    assert decode_item(item, REGISTRY).received_at == received_at.replace(microsecond=123_000)
+
+
+# An item as verifiers before format 2 wrote it: no time of receipt.
+FORMAT_1_ITEM = (
+    b'\x01"hocba.submissions\x08"\x80\xa0\xab\xfe\xf9b\x02\x06key\x12\xc3\x01payload'
+    b"\x04$hocba.replay.count\x022\x0cvendor\x02x\x00\x00\x02\x1cvalidate.score\x10score 11"
+    b"\x06sid\x02S\x02\x02\x1cvalidate.score\x10score 11\x00"
+)
+
+
+def test_an_item_of_a_verifier_before_format_2_still_decodes_without_a_time() -> None:
+    """In a rolling upgrade, an upgraded lander still reads what older verifiers sent."""
+    assert decode_item(FORMAT_1_ITEM, REGISTRY) == HandedOff(refused("score 11"), None)
+
+
+def event(value: bytes) -> Any:
+    """A hand-off event as Faust gives it to the lander, as far as `from_handoff` reads it."""
+    return SimpleNamespace(
+        message=SimpleNamespace(
+            topic="hocba.landing",
+            partition=0,
+            offset=3,
+            timestamp=1_700_000_000.0,
+            key=b"key",
+            value=value,
+            headers=(),
+        )
     )
-    assert decode_item(encode_item(rejected), REGISTRY) == rejected
+
+
+def test_a_lander_batch_was_received_when_its_earliest_item_was() -> None:
+    """One `received_at` per batch: the earliest its items carry; the lander's own time only
+    when none carries one."""
+    submission = Submission("sid", "SGD-2024-01", "v", 0, b"p", b"s", "ED25519", ())
+    accepted = Accepted(message(envelope(b"p")), submission, "fp")
+    refused = Rejection(message(), Reason.VALIDATE_SCORE, "score 11")
+    later = RECEIVED_AT.replace(second=5)
+    events = [
+        event(encode_item(accepted, later)),
+        event(FORMAT_1_ITEM),
+        event(encode_item(refused, RECEIVED_AT)),
+        event(b"not a hand-off item"),
+    ]
+    prepared = from_handoff(events, REGISTRY)
+    assert prepared.received_at == RECEIVED_AT
+    assert (len(prepared.accepted), len(prepared.rejected)) == (1, 3)
+    assert "undecodable hand-off message" in prepared.rejected[-1].detail
+
+    before = datetime.now(UTC)
+    only_format_1 = from_handoff([event(FORMAT_1_ITEM)], REGISTRY)
+    assert before <= only_format_1.received_at <= datetime.now(UTC)
 
 
 def test_handoff_carries_a_payload_the_verifier_rewrote() -> None:
@@ -137,7 +198,7 @@ def test_handoff_carries_a_payload_the_verifier_rewrote() -> None:
     version, not the one inside the envelope."""
     rewritten = Submission("sid", "SGD-2024-01", "v", 0, b"newest", b"s", "ED25519", ())
     item = Accepted(message(envelope(b"older")), rewritten, "fp", payload_rewritten=True)
-    back = decode_item(encode_item(item), REGISTRY)
+    back = decode_item(encode_item(item, RECEIVED_AT), REGISTRY).verdict
     assert isinstance(back, Accepted) and back.payload_rewritten
     assert back.submission.payload == b"newest"
 
@@ -153,8 +214,8 @@ def test_a_verdict_the_lander_cannot_read_dead_letters_the_vendors_message() -> 
     bytes, replayable after the upgrade, not the hand-off item's."""
     unknown_version = b"\xc3\x01" + bytes(8) + b"a newer envelope"
     submission = Submission("sid", "SGD-2024-01", "v", 0, b"p", b"s", "ED25519", ())
-    item = encode_item(Accepted(message(unknown_version), submission, "fp"))
-    back = decode_item(item, REGISTRY)
+    item = encode_item(Accepted(message(unknown_version), submission, "fp"), RECEIVED_AT)
+    back = decode_item(item, REGISTRY).verdict
     assert isinstance(back, Rejection) and back.code is Reason.INTERNAL_ERROR
     assert back.message == message(unknown_version)
     assert "upgrade it to the verifiers' version, then replay" in back.detail

@@ -8,12 +8,17 @@ the topic and cost the lander a third of its event loop. A verified message trav
 original bytes, which the lander can dead-letter unchanged and whose envelope holds the
 payload it stages; the payload travels on its own only when the verifier re-encoded it from
 an older schema version. The topic is internal: nothing here is trusted input from vendors.
+
+Format 2 adds when the verifier received the vendor's message, so that audit rows tell when
+the pipeline first received it, not when the lander read the item. Writers write format 2;
+format 1, from verifiers older than this, is still read, through a rolling upgrade.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import fastavro
@@ -24,7 +29,7 @@ from hocba.pipeline.codec import SchemaRegistry
 from hocba.pipeline.decode import read_envelope
 from hocba.pipeline.process import Accepted
 
-FORMAT = b"\x01"  # the first byte of every item: a later format is told apart, never misread
+FORMAT = b"\x02"  # the first byte of every item: a later format is told apart, never misread
 
 
 def _record(name: str, /, **fields: Any) -> dict[str, Any]:
@@ -59,17 +64,37 @@ _REFUSED = _record(
     sender_code="string",
     errors=_array(_record("FailedRecord", index="int", code="string", detail="string")),
 )
-_SCHEMA = fastavro.parse_schema(
-    {
-        **_record(
-            "HandoffItem",
-            message=_MESSAGE,
-            accepted=["null", _VERIFIED],
-            rejected=["null", _REFUSED],
-        ),
-        "namespace": "hocba.internal",
-    }
-)
+
+
+def _item(**fields: Any) -> Any:
+    """A format's schema: format 1's fields, then `fields`, which a later format appends."""
+    return fastavro.parse_schema(
+        {
+            **_record(
+                "HandoffItem",
+                message=_MESSAGE,
+                accepted=["null", _VERIFIED],
+                rejected=["null", _REFUSED],
+                **fields,
+            ),
+            "namespace": "hocba.internal",
+        }
+    )
+
+
+_SCHEMAS = {  # by format byte
+    b"\x01": _item(),
+    FORMAT: _item(received_at={"type": "long", "logicalType": "timestamp-millis"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HandedOff:
+    """A verifier's verdict on one vendor message, and when the verifier received that message
+    (None in a format-1 item, which did not say)."""
+
+    verdict: Accepted | Rejection
+    received_at: datetime | None
 
 
 def _message(msg: RawMessage) -> dict[str, Any]:
@@ -96,8 +121,15 @@ def _raw(data: dict[str, Any]) -> RawMessage:
     )
 
 
-def encode_item(item: Accepted | Rejection) -> bytes:
-    body: dict[str, Any] = {"message": _message(item.message), "accepted": None, "rejected": None}
+def encode_item(item: Accepted | Rejection, received_at: datetime) -> bytes:
+    """`received_at` is the verifier's (`Prepared.received_at`, timezone-aware), kept to the
+    millisecond as the audit tables keep it."""
+    body: dict[str, Any] = {
+        "message": _message(item.message),
+        "accepted": None,
+        "rejected": None,
+        "received_at": received_at,
+    }
     if isinstance(item, Rejection):
         body["rejected"] = {
             "code": str(item.code),
@@ -114,28 +146,32 @@ def encode_item(item: Accepted | Rejection) -> bytes:
         body["accepted"] = {"signer": item.signer_fingerprint, "rewritten_payload": rewritten}
     out = io.BytesIO()
     out.write(FORMAT)
-    fastavro.schemaless_writer(out, _SCHEMA, body)
+    fastavro.schemaless_writer(out, _SCHEMAS[FORMAT], body)
     return out.getvalue()
 
 
-def decode_item(data: bytes, registry: SchemaRegistry) -> Accepted | Rejection:
+def decode_item(data: bytes, registry: SchemaRegistry) -> HandedOff:
     """Raises on bytes that are not a hand-off item (the caller dead-letters them).
 
     An item whose vendor message is readable but whose verdict is not (a reason code or a
     schema version of verifiers newer than this lander, in a rolling upgrade) is that
     message's dead letter, `internal.error`: its original bytes, replayable once the lander
     is upgraded, rather than the item's bytes, which no replay could land."""
-    if data[:1] != FORMAT:
-        raise ValueError(f"not a hand-off item of format {FORMAT!r} (first byte {data[:1]!r})")
-    body = fastavro.schemaless_reader(io.BytesIO(data[1:]), _SCHEMA, None)
+    schema = _SCHEMAS.get(data[:1])
+    if schema is None:
+        formats = " or ".join(map(repr, _SCHEMAS))
+        raise ValueError(f"not a hand-off item of format {formats} (first byte {data[:1]!r})")
+    body = fastavro.schemaless_reader(io.BytesIO(data[1:]), schema, None)
     assert isinstance(body, dict)
     message = _raw(body["message"])
+    verdict: Accepted | Rejection
     try:
-        return _verdict(body, message, registry)
+        verdict = _verdict(body, message, registry)
     except Exception as exc:
         detail = f"this lander cannot read the verifier's verdict ({type(exc).__name__}: {exc})"
         detail += ": upgrade it to the verifiers' version, then replay"
-        return Rejection(message, Reason.INTERNAL_ERROR, detail)
+        verdict = Rejection(message, Reason.INTERNAL_ERROR, detail)
+    return HandedOff(verdict, body.get("received_at"))
 
 
 def _verdict(
