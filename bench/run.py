@@ -149,23 +149,41 @@ def _with_children(pid: int) -> list[int]:
     return [pid, *children]
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """The machine's busy and total CPU time so far, in clock ticks (`/proc/stat`)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle and iowait; guest time is counted in user already
+    return sum(ticks) - idle, sum(ticks)
+
+
 class RssWatcher:
     """Peak resident memory of each worker, its child processes included (sampled every
     200 ms: resident sizes of processes can be summed at one instant, their peaks cannot),
     and never below the kernel's own peak of the worker process (`VmHWM`), which a sample
-    can miss."""
+    can miss. It samples how busy the machine is too, so that what the stages' ceilings do
+    not account for can be told apart from idle time."""
 
     def __init__(self, workers: dict[str, int]) -> None:
         self.workers, self._stop = workers, threading.Event()
         self.peak_kb = dict.fromkeys(workers, 0)
+        self.cpu: list[tuple[float, int, int]] = []  # (epoch seconds, busy, total)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
+            self.cpu.append((time.time(), *_cpu_ticks()))
             for name, pid in self.workers.items():
                 total = sum(_status_kb(p) for p in _with_children(pid))
                 self.peak_kb[name] = max(self.peak_kb[name], total)
+
+    def busy_share(self, first: datetime, last: datetime) -> float | None:
+        """How busy the machine's cores were between `first` and `last`; None for a run
+        shorter than two samples."""
+        inside = [c for c in self.cpu if first.timestamp() <= c[0] <= last.timestamp()]
+        if len(inside) < 2 or inside[-1][2] == inside[0][2]:
+            return None
+        return (inside[-1][1] - inside[0][1]) / (inside[-1][2] - inside[0][2])
 
     def stop(self) -> dict[str, float]:
         """Worker name → peak MB; while the workers still run."""
@@ -236,7 +254,7 @@ async def publish(
         await asyncio.gather(*deliveries)
 
 
-def end_to_end(settings: Settings) -> dict[str, float]:
+def end_to_end(settings: Settings) -> dict[str, Any]:
     store = open_store(settings)
     try:
         row = store.query(
@@ -251,9 +269,12 @@ def end_to_end(settings: Settings) -> dict[str, float]:
         )[0]["q"]
     finally:
         store.close()
-    elapsed = (row["last"] - row["first"]).total_seconds()
+    # the columns are UTC; the store may hand them back without their zone
+    first, last = (row[k].replace(tzinfo=row[k].tzinfo or UTC) for k in ("first", "last"))
     return {
-        "elapsed_s": elapsed,
+        "first": first,
+        "last": last,
+        "elapsed_s": (last - first).total_seconds(),
         "landed": row["records"],
         "landed_messages": row["messages"],
         "p50": round(latency[0], 3),
@@ -422,7 +443,8 @@ def measure(args: argparse.Namespace, root: Path, console: Console) -> dict[str,
                 root,
             )
         )
-    result = report(args, len(messages), figures, sums, stage_ceilings, peaks_mb)
+    busy = watcher.busy_share(figures["first"], figures["last"])
+    result = report(args, len(messages), figures, sums, stage_ceilings, peaks_mb, busy)
     return result | {"ceilings_on_one_core": pinned, "environment": environment()}
 
 
@@ -462,6 +484,7 @@ def report(
     sums: list[dict[str, float]],
     stage_ceilings: dict[str, float],
     peaks_mb: dict[str, float],
+    machine_busy: float | None = None,
 ) -> dict[str, Any]:
     elapsed = figures["elapsed_s"]
     records_per_s = figures["landed"] / elapsed if elapsed else 0.0
@@ -500,10 +523,22 @@ def report(
         "includes the wait in the queue (measure latency with --rate)",
         "peak_rss_mb": round(max(peaks_mb.values(), default=0.0)),
         "peak_rss_mb_by_worker": {name: round(mb) for name, mb in peaks_mb.items()},
-        "stage_share": stage_share
-        | ({"rest": round(1 - sum(stage_share.values()), 3)} if stage_share else {}),
+        "machine_busy_share": None if machine_busy is None else round(machine_busy, 3),
+        "stage_share": stage_share | unaccounted(stage_share, machine_busy),
         "worker_busy_share": busy_shares(sums, elapsed, args.workers),
     }
+
+
+def unaccounted(stage_share: dict[str, float], machine_busy: float | None) -> dict[str, float]:
+    """The machine's time the ceilings do not account for: the broker, ClickHouse's merges,
+    the kernel, Python's decisions (`other`), and `idle`; one `rest` when the machine's busy
+    time is unknown."""
+    if not stage_share:
+        return {}
+    accounted = sum(stage_share.values())
+    if machine_busy is None:
+        return {"rest": round(1 - accounted, 3)}
+    return {"other": round(machine_busy - accounted, 3), "idle": round(1 - machine_busy, 3)}
 
 
 def busy_shares(sums: list[dict[str, float]], elapsed: float, workers: int) -> dict[str, float]:
@@ -539,6 +574,7 @@ def show(result: dict[str, Any], console: Console) -> None:
         "p99_latency_s",
         "latency_from",
         "peak_rss_mb",
+        "machine_busy_share",
     ):
         table.add_row(key, str(result[key]))
     for name, mb in result["peak_rss_mb_by_worker"].items():

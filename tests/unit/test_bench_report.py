@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -39,11 +40,15 @@ CEILINGS = {
 
 
 def _report(
-    bench: ModuleType, workers: int, ceilings: dict[str, float], sums: list[dict[str, float]]
+    bench: ModuleType,
+    workers: int,
+    ceilings: dict[str, float],
+    sums: list[dict[str, float]],
+    busy: float | None = None,
 ) -> dict[str, object]:
     args = bench.parse_args(["--workers", str(workers), "--records", "200000"])
     assert isinstance(args, argparse.Namespace)
-    result = bench.report(args, 6_100, FIGURES, sums, ceilings, {"worker": 700.0})
+    result = bench.report(args, 6_100, FIGURES, sums, ceilings, {"worker": 700.0}, busy)
     assert isinstance(result, dict)
     return result
 
@@ -52,7 +57,7 @@ def test_ratio_and_stage_shares_follow_the_issues_definitions(
     bench: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
-    result = _report(bench, 2, CEILINGS, [])
+    result = _report(bench, 2, CEILINGS, [], busy=0.9)
     assert result["records_per_s"] == 20_000
     assert result["messages_per_s"] == 600  # landed messages, not published ones
     assert result["ratio"] == 1.0  # 20,000 ÷ (2 workers × 10,000)
@@ -62,8 +67,10 @@ def test_ratio_and_stage_shares_follow_the_issues_definitions(
         "verify_messages": 0.015,
         "clickhouse_stage_rows": 0.2,
         "clickhouse_insert_rows": 0.05,
-        "rest": 0.66,
+        "other": 0.56,  # busy, but in none of the stages timed alone
+        "idle": 0.1,
     }
+    assert _report(bench, 2, CEILINGS, [])["stage_share"]["rest"] == 0.66  # busy unknown
 
 
 def test_workers_clocks_are_shared_per_process_that_keeps_them(bench: ModuleType) -> None:
@@ -97,3 +104,14 @@ def test_the_ceilings_batch_is_cut_as_a_worker_cuts_its_batches(bench: ModuleTyp
 def test_counts_below_one_are_refused(bench: ModuleType, flag: str) -> None:
     with pytest.raises(SystemExit):
         bench.parse_args([flag, "0"])
+
+
+def test_the_machine_is_as_busy_as_its_ticks_between_first_consumed_and_last_landed(
+    bench: ModuleType,
+) -> None:
+    watcher = bench.RssWatcher({})
+    watcher.stop()
+    watcher.cpu = [(100.0, 0, 0), (101.0, 50, 200), (102.0, 230, 400), (103.0, 600, 600)]
+    first, last = (datetime.fromtimestamp(t, UTC) for t in (100.5, 102.5))
+    assert watcher.busy_share(first, last) == 0.9  # (230 - 50) / (400 - 200): inside only
+    assert watcher.busy_share(first, first) is None
