@@ -35,26 +35,31 @@ from hocba.store.chdb_store import ChdbStore
 PASSTHROUGH_TIMEOUT_S = 300.0
 
 
-def _pin_threads(cpus: set[int]) -> None:
+def _pin_threads(cpus: set[int]) -> bool:
+    """Whether every thread of this process now runs on `cpus` alone."""
+    pinned = True
     for task in Path("/proc/self/task").iterdir():
         try:
             os.sched_setaffinity(int(task.name), cpus)
-        except OSError:  # a thread that ended meanwhile
+            pinned = pinned and os.sched_getaffinity(int(task.name)) == cpus
+        except ProcessLookupError:  # a thread that ended meanwhile
             continue
+        except OSError:  # a cpuset or a policy that refuses it
+            pinned = False
+    return pinned
 
 
 @contextmanager
 def on_one_core() -> Iterator[int | None]:
     """Every thread of this process on one CPU (threads started meanwhile inherit it);
-    the CPU, or None where the system cannot pin threads (the ceilings then say so)."""
+    the CPU, or None where the system would not pin them all (the ceilings then say so)."""
     if not hasattr(os, "sched_setaffinity"):
         yield None
         return
     allowed = os.sched_getaffinity(0)
     cpu = min(allowed)
-    _pin_threads({cpu})
     try:
-        yield cpu
+        yield cpu if _pin_threads({cpu}) else None
     finally:
         _pin_threads(allowed)
 
@@ -129,9 +134,10 @@ def clickhouse_record_stage(
 
 def faust_passthrough(
     bootstrap: str, topic: str, messages: int, port: int, cpu: int | None
-) -> float:
+) -> float | None:
     """Run in a scratch directory: Faust creates `<app-id>-data/` where it starts. Killed
-    after `PASSTHROUGH_TIMEOUT_S`, so a count that never arrives cannot hang the bench."""
+    after `PASSTHROUGH_TIMEOUT_S`, so a count that never arrives cannot hang the bench; it
+    then has no ceiling (None), and the run keeps its other figures."""
     script = Path(__file__).with_name("faust_passthrough.py")
     scratch = tempfile.TemporaryDirectory(prefix="hocba-bench-passthrough-")
     pin = [] if cpu is None else [str(cpu)]
@@ -149,10 +155,12 @@ def faust_passthrough(
         for line in process.stdout:  # Faust may print terminal control codes first
             if "{" in line:
                 return float(json.loads(line[line.index("{") :])["per_s"])
-        raise RuntimeError(
+        print(
             f"the Faust pass-through did not count {messages} messages within "
-            f"{PASSTHROUGH_TIMEOUT_S:.0f} s; run with --no-ceilings to skip the ceilings"
+            f"{PASSTHROUGH_TIMEOUT_S:.0f} s: no Faust ceiling in this run",
+            file=sys.stderr,
         )
+        return None
     finally:
         timer.cancel()
         process.kill()

@@ -149,11 +149,14 @@ def _with_children(pid: int) -> list[int]:
     return [pid, *children]
 
 
-def _cpu_ticks() -> tuple[int, int]:
-    """The machine's busy and total CPU time so far, in clock ticks (`/proc/stat`)."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = ticks[3] + ticks[4]  # idle and iowait; guest time is counted in user already
-    return sum(ticks) - idle, sum(ticks)
+def _cpu_ticks() -> tuple[int, int, int]:
+    """The machine's busy, stolen and total CPU time so far, in clock ticks (`/proc/stat`;
+    guest time is counted in user already). Steal is time the hypervisor gave this VM's
+    CPUs to its neighbours: neither the pipeline's work nor idle."""
+    first_line = Path("/proc/stat").read_text().split("\n", 1)[0]
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, first_line.split()[1:9])
+    busy = user + nice + system + irq + softirq
+    return busy, steal, busy + steal + idle + iowait
 
 
 class RssWatcher:
@@ -166,7 +169,7 @@ class RssWatcher:
     def __init__(self, workers: dict[str, int]) -> None:
         self.workers, self._stop = workers, threading.Event()
         self.peak_kb = dict.fromkeys(workers, 0)
-        self.cpu: list[tuple[float, int, int]] = []  # (epoch seconds, busy, total)
+        self.cpu: list[tuple[float, int, int, int]] = []  # epoch seconds, busy, steal, total
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -177,13 +180,15 @@ class RssWatcher:
                 total = sum(_status_kb(p) for p in _with_children(pid))
                 self.peak_kb[name] = max(self.peak_kb[name], total)
 
-    def busy_share(self, first: datetime, last: datetime) -> float | None:
-        """How busy the machine's cores were between `first` and `last`; None for a run
-        shorter than two samples."""
+    def machine_time(self, first: datetime, last: datetime) -> dict[str, float] | None:
+        """The shares of the machine's CPU time that were busy and stolen between `first`
+        and `last`; None for a run shorter than two samples."""
         inside = [c for c in self.cpu if first.timestamp() <= c[0] <= last.timestamp()]
-        if len(inside) < 2 or inside[-1][2] == inside[0][2]:
+        if len(inside) < 2:
             return None
-        return (inside[-1][1] - inside[0][1]) / (inside[-1][2] - inside[0][2])
+        (_, *start), (_, *end) = inside[0], inside[-1]
+        busy, steal, total = (e - s for s, e in zip(start, end, strict=True))
+        return {"busy": busy / total, "steal": steal / total} if total else None
 
     def stop(self) -> dict[str, float]:
         """Worker name → peak MB; while the workers still run."""
@@ -302,7 +307,7 @@ def measure_ceilings(
         for e in envelopes
     ]
     with ceilings.on_one_core() as cpu:
-        measured = {
+        measured: dict[str, float | None] = {
             "faust_passthrough_messages": ceilings.faust_passthrough(
                 bootstrap, settings.submissions_topic, messages, free_port(), cpu
             ),
@@ -313,7 +318,7 @@ def measure_ceilings(
                 submissions, scenario.reference, data_dir / "ceiling-chdb"
             ),
         }
-    return measured, cpu is not None
+    return {k: v for k, v in measured.items() if v is not None}, cpu is not None
 
 
 def a_workers_batch(values: list[bytes], settings: Settings) -> list[bytes]:
@@ -335,13 +340,16 @@ def environment() -> dict[str, Any]:
         ),
         platform.processor(),
     )
-    commit = subprocess.run(
-        ["git", "describe", "--always", "--dirty"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:  # no git: a copy of the sources
+        commit = ""
     packages = ("chdb-core", "fastavro", "faust-streaming", "aiokafka", "cryptography")
     return {
         "commit": commit or "unknown",
@@ -349,19 +357,29 @@ def environment() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        **{name: importlib.metadata.version(name) for name in packages},
+        **{name: _version(name) for name in packages},
     }
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="hocba-bench-"))
     try:
-        return measure(args, root, console)
-    finally:
-        if args.keep:
-            console.print(f"the run's logs and chDB store are kept in {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        result = measure(args, root, console)
+    except BaseException:
+        console.print(f"the run failed; its logs and chDB store are kept in {root}")
+        raise
+    if args.keep:
+        console.print(f"the run's logs and chDB store are kept in {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    return result
 
 
 def measure(args: argparse.Namespace, root: Path, console: Console) -> dict[str, Any]:
@@ -443,8 +461,8 @@ def measure(args: argparse.Namespace, root: Path, console: Console) -> dict[str,
                 root,
             )
         )
-    busy = watcher.busy_share(figures["first"], figures["last"])
-    result = report(args, len(messages), figures, sums, stage_ceilings, peaks_mb, busy)
+    machine = watcher.machine_time(figures["first"], figures["last"])
+    result = report(args, len(messages), figures, sums, stage_ceilings, peaks_mb, machine)
     return result | {"ceilings_on_one_core": pinned, "environment": environment()}
 
 
@@ -484,16 +502,18 @@ def report(
     sums: list[dict[str, float]],
     stage_ceilings: dict[str, float],
     peaks_mb: dict[str, float],
-    machine_busy: float | None = None,
+    machine: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     elapsed = figures["elapsed_s"]
     records_per_s = figures["landed"] / elapsed if elapsed else 0.0
     messages_per_s = figures["landed_messages"] / elapsed if elapsed else 0.0
     decode_ceiling = stage_ceilings.get("fastavro_decode_records")
     achieved = {"messages": messages_per_s, "records": records_per_s}
+    # with a hand-off, a message passes through Faust twice: in a verifier, in the lander
+    passes = {"faust_passthrough_messages": 2 if args.workers > 1 else 1}
     cores = os.cpu_count() or 1
     stage_share = {
-        stage: round(achieved[unit] / stage_ceilings[stage] / cores, 3)
+        stage: round(passes.get(stage, 1) * achieved[unit] / stage_ceilings[stage] / cores, 3)
         for stage, unit in PIPELINE_STAGES.items()
         if stage_ceilings.get(stage)
     }
@@ -523,22 +543,31 @@ def report(
         "includes the wait in the queue (measure latency with --rate)",
         "peak_rss_mb": round(max(peaks_mb.values(), default=0.0)),
         "peak_rss_mb_by_worker": {name: round(mb) for name, mb in peaks_mb.items()},
-        "machine_busy_share": None if machine_busy is None else round(machine_busy, 3),
-        "stage_share": stage_share | unaccounted(stage_share, machine_busy),
+        "machine_busy_share": None if machine is None else round(machine["busy"], 3),
+        "machine_steal_share": None if machine is None else round(machine["steal"], 3),
+        "stage_share": stage_share | unaccounted(stage_share, machine),
         "worker_busy_share": busy_shares(sums, elapsed, args.workers),
     }
 
 
-def unaccounted(stage_share: dict[str, float], machine_busy: float | None) -> dict[str, float]:
-    """The machine's time the ceilings do not account for: the broker, ClickHouse's merges,
-    the kernel, Python's decisions (`other`), and `idle`; one `rest` when the machine's busy
-    time is unknown."""
+def unaccounted(
+    stage_share: dict[str, float], machine: dict[str, float] | None
+) -> dict[str, float]:
+    """The machine's time the ceilings do not account for: `other` busy time (the broker,
+    ClickHouse's merges, the kernel, Python's decisions, and the stages running slower
+    together than alone), time `steal`-en by the VM's neighbours, and `idle`; one `rest`
+    when the machine's time is unknown."""
     if not stage_share:
         return {}
     accounted = sum(stage_share.values())
-    if machine_busy is None:
+    if machine is None:
         return {"rest": round(1 - accounted, 3)}
-    return {"other": round(machine_busy - accounted, 3), "idle": round(1 - machine_busy, 3)}
+    busy, steal = machine["busy"], machine["steal"]
+    return {
+        "other": round(busy - accounted, 3),
+        "steal": round(steal, 3),
+        "idle": round(1 - busy - steal, 3),
+    }
 
 
 def busy_shares(sums: list[dict[str, float]], elapsed: float, workers: int) -> dict[str, float]:
@@ -575,6 +604,7 @@ def show(result: dict[str, Any], console: Console) -> None:
         "latency_from",
         "peak_rss_mb",
         "machine_busy_share",
+        "machine_steal_share",
     ):
         table.add_row(key, str(result[key]))
     for name, mb in result["peak_rss_mb_by_worker"].items():

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -44,11 +46,11 @@ def _report(
     workers: int,
     ceilings: dict[str, float],
     sums: list[dict[str, float]],
-    busy: float | None = None,
+    machine: dict[str, float] | None = None,
 ) -> dict[str, object]:
     args = bench.parse_args(["--workers", str(workers), "--records", "200000"])
     assert isinstance(args, argparse.Namespace)
-    result = bench.report(args, 6_100, FIGURES, sums, ceilings, {"worker": 700.0}, busy)
+    result = bench.report(args, 6_100, FIGURES, sums, ceilings, {"worker": 700.0}, machine)
     assert isinstance(result, dict)
     return result
 
@@ -57,10 +59,10 @@ def test_ratio_and_stage_shares_follow_the_issues_definitions(
     bench: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
-    result = _report(bench, 2, CEILINGS, [], busy=0.9)
+    result = _report(bench, 1, CEILINGS, [], machine={"busy": 0.9, "steal": 0.04})
     assert result["records_per_s"] == 20_000
     assert result["messages_per_s"] == 600  # landed messages, not published ones
-    assert result["ratio"] == 1.0  # 20,000 ÷ (2 workers × 10,000)
+    assert result["ratio"] == 2.0  # 20,000 ÷ (1 worker × 10,000)
     assert result["records_per_message"] == pytest.approx(33.3)
     assert result["stage_share"] == {
         "faust_passthrough_messages": 0.075,  # 600 ÷ 4,000 ÷ 2 cores
@@ -68,9 +70,14 @@ def test_ratio_and_stage_shares_follow_the_issues_definitions(
         "clickhouse_stage_rows": 0.2,
         "clickhouse_insert_rows": 0.05,
         "other": 0.56,  # busy, but in none of the stages timed alone
-        "idle": 0.1,
+        "steal": 0.04,
+        "idle": 0.06,
     }
-    assert _report(bench, 2, CEILINGS, [])["stage_share"]["rest"] == 0.66  # busy unknown
+    assert _report(bench, 1, CEILINGS, [])["stage_share"]["rest"] == 0.66  # machine unknown
+    two = _report(bench, 2, CEILINGS, [])
+    assert two["ratio"] == 1.0  # 20,000 ÷ (2 workers × 10,000)
+    # a message passes through Faust in a verifier and again in the lander
+    assert two["stage_share"]["faust_passthrough_messages"] == 0.15
 
 
 def test_workers_clocks_are_shared_per_process_that_keeps_them(bench: ModuleType) -> None:
@@ -106,12 +113,45 @@ def test_counts_below_one_are_refused(bench: ModuleType, flag: str) -> None:
         bench.parse_args([flag, "0"])
 
 
-def test_the_machine_is_as_busy_as_its_ticks_between_first_consumed_and_last_landed(
+def test_the_machine_was_busy_and_stolen_as_its_ticks_say_between_first_and_last(
     bench: ModuleType,
 ) -> None:
     watcher = bench.RssWatcher({})
     watcher.stop()
-    watcher.cpu = [(100.0, 0, 0), (101.0, 50, 200), (102.0, 230, 400), (103.0, 600, 600)]
+    watcher.cpu = [
+        (100.0, 0, 0, 0),
+        (101.0, 50, 10, 200),
+        (102.0, 230, 30, 400),
+        (103.0, 600, 30, 600),
+    ]
     first, last = (datetime.fromtimestamp(t, UTC) for t in (100.5, 102.5))
-    assert watcher.busy_share(first, last) == 0.9  # (230 - 50) / (400 - 200): inside only
-    assert watcher.busy_share(first, first) is None
+    # between the samples inside the window only: (230 - 50) / 200 and (30 - 10) / 200
+    assert watcher.machine_time(first, last) == {"busy": 0.9, "steal": 0.1}
+    assert watcher.machine_time(first, first) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_ceilings_are_timed_with_every_thread_on_one_cpu_and_freed_after(
+    bench: ModuleType,
+) -> None:
+    ceilings = sys.modules["ceilings"]  # imported by the bench from its own directory
+    allowed = os.sched_getaffinity(0)
+    release, started = threading.Event(), threading.Event()
+    earlier = threading.Thread(target=lambda: (started.set(), release.wait(10)))
+    earlier.start()
+    started.wait(10)
+    seen: dict[str, set[int]] = {}
+    with ceilings.on_one_core() as cpu:
+        later = threading.Thread(target=lambda: seen.update(later=os.sched_getaffinity(0)))
+        later.start()
+        later.join()
+        assert earlier.native_id is not None
+        seen |= {
+            "main": os.sched_getaffinity(0),
+            "earlier": os.sched_getaffinity(earlier.native_id),
+        }
+    release.set()
+    earlier.join()
+    assert cpu is not None
+    assert seen == {"main": {cpu}, "earlier": {cpu}, "later": {cpu}}
+    assert os.sched_getaffinity(0) == allowed
