@@ -113,10 +113,10 @@ def with_a_record_longer_than_the_batch() -> bytearray:
     return sealed(batch)
 
 
-def commit_marker() -> bytearray:
-    """A transaction's commit marker as its coordinator writes it (a control batch): it takes
-    an offset, and consumers skip it, so the records around it are not consecutive."""
-    key = struct.pack(">hh", 0, 1)  # version 0, COMMIT
+def transaction_marker(*, commit: bool) -> bytearray:
+    """A transaction's commit or abort marker as its coordinator writes it (a control batch):
+    it takes an offset, and consumers skip it, so the records around it are not consecutive."""
+    key = struct.pack(">hh", 0, 1 if commit else 0)  # version 0, COMMIT or ABORT
     value = struct.pack(">hi", 0, 0)  # version 0, coordinator epoch
     batch = batch_with_raw_names([(key, value, [])])
     attributes = struct.unpack_from(">h", batch, _ATTRIBUTES_AT)[0]

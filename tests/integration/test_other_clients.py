@@ -31,8 +31,8 @@ from tests.kafka_batches import (
     RECORD_COUNT_AT,
     Record,
     batch_with_raw_names,
-    commit_marker,
     not_what_the_codec_makes,
+    transaction_marker,
     zstd_bomb,
 )
 
@@ -138,25 +138,31 @@ def test_batches_no_reader_can_read_are_dead_lettered_and_the_worker_moves_past(
     }
 
 
-@pytest.mark.parametrize("skipped", ["commit marker", "unreadable batch"])
+@pytest.mark.parametrize("skipped", ["transaction markers", "unreadable batch"])
 def test_offsets_after_a_partitions_first_record_that_hold_no_message_are_committed_past(
     broker: EmbeddedBroker, tmp_path: Path, skipped: str
 ) -> None:
-    """Offsets the worker is never handed: a transaction's commit marker, or the records of an
-    unreadable batch but its last (its stand-in). Faust 0.15 records no such gap right after
-    offset 0, so commits stayed at 1 (the lag never fell to 0), and at the next restart every
-    message since was read again."""
+    """Offsets the worker is never handed, two or more right after a partition's first record:
+    transactions' markers (two in a row, as when a transaction that wrote nothing here is
+    aborted after one that committed), or the records of an unreadable batch but its last
+    (its stand-in). Faust 0.15 records no such gap right after offset 0, so commits stayed at
+    1 (the lag never fell to 0), and at the next restart every message since was read
+    again. (A gap of one offset passes anyway: Faust takes its committed offset as read.)"""
     scenario, settings, messages = _ready(tmp_path)
     first, *rest = [batch_with_raw_names([(m.key or b"", m.value, [])]) for m in messages]
-    gap = commit_marker() if skipped == "commit marker" else not_what_the_codec_makes("lz4")
+    gap = (
+        [transaction_marker(commit=True), transaction_marker(commit=False)]
+        if skipped == "transaction markers"
+        else [not_what_the_codec_makes("lz4")]
+    )
 
     async def publish() -> None:
         await create_topics(broker.bootstrap, settings)
-        await _send_as_is(broker.bootstrap, settings.submissions_topic, [first, gap, *rest])
+        await _send_as_is(broker.bootstrap, settings.submissions_topic, [first, *gap, *rest])
 
     asyncio.run(publish())
     run = run_workers(settings, broker.bootstrap, tmp_path / "worker.log", timeout_s=60)
     assert run.worker_exit_code == 0
     assert query(settings, LANDED) == [{"n": len(scenario.records)}]
-    expected = [] if skipped == "commit marker" else [bytes(gap[CRC_FROM:])]
+    expected = [] if skipped == "transaction markers" else [bytes(gap[0][CRC_FROM:])]
     assert [d.value[CRC_FROM:] for d in run.dead_letters] == expected
