@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
 from typing import Any, TypeVar
 
 from hocba.context import ContextLoader
@@ -55,12 +56,14 @@ def _refresh() -> float:
     return _loader.loaded_at
 
 
-def _prepare(messages: Sequence[RawMessage]) -> tuple[Prepared, float]:
+def _prepare(
+    messages: Sequence[RawMessage], received_at: datetime | None
+) -> tuple[Prepared, float]:
     """With several children the parent's periodic refresh reaches only one of them, so each
     child also looks for changed files (a few stat calls) before every batch."""
     assert _loader is not None, "the pool initializer builds the context"
     _loader.refresh()
-    return process_batch(messages, _loader.current()), _loader.loaded_at
+    return process_batch(messages, _loader.current(), received_at), _loader.loaded_at
 
 
 class CpuPool:
@@ -95,8 +98,10 @@ class CpuPool:
                 pause = min(max(1.0, pause * 2), 30.0)
                 self.pool = self._new_pool()
 
-    async def prepare(self, messages: Sequence[RawMessage]) -> tuple[Prepared, float]:
-        return await self._call(_prepare, list(messages))
+    async def prepare(
+        self, messages: Sequence[RawMessage], received_at: datetime | None = None
+    ) -> tuple[Prepared, float]:
+        return await self._call(_prepare, list(messages), received_at)
 
     async def refresh(self) -> float:
         """Let the child reload a changed trust store or reference data; its load time."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -88,13 +89,17 @@ class Ingestor:
         self.pool = CpuPool(settings) if settings.cpu_processes else None
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="hocba-cpu")
 
-    async def prepare(self, messages: Sequence[RawMessage]) -> Prepared:
+    async def prepare(
+        self, messages: Sequence[RawMessage], received_at: datetime | None = None
+    ) -> Prepared:
         loop = asyncio.get_running_loop()
         if self.pool is not None:
-            prepared, loaded_at = await self.pool.prepare(messages)
+            prepared, loaded_at = await self.pool.prepare(messages, received_at)
         else:
             ctx = await loop.run_in_executor(self.thread, self.contexts.current)
-            prepared = await loop.run_in_executor(self.thread, process_batch, messages, ctx)
+            prepared = await loop.run_in_executor(
+                self.thread, process_batch, messages, ctx, received_at
+            )
             loaded_at = self.contexts.loaded_at
         self._loaded(loaded_at)
         self.metrics.batch_messages.observe(len(messages))
@@ -121,6 +126,17 @@ class Ingestor:
         if self.pool is not None:
             self.pool.stop()
         self.thread.shutdown()
+
+
+def arrived_at(events: Sequence[Any]) -> datetime | None:
+    """When the first of `events` reached this consumer, from the arrival time Faust's
+    monitor stamps on each message (`time_in`, on the monotonic clock); None without it. A
+    batch is taken until it is full or `HOCBA_BATCH_MAX_MS` passes, and may wait behind
+    others: its audit rows should say when the pipeline received it, not when it was cut."""
+    stamps = [t for t in (getattr(e.message, "time_in", None) for e in events) if t is not None]
+    if not stamps:
+        return None
+    return datetime.now(UTC) - timedelta(seconds=time.monotonic() - min(stamps))
 
 
 def from_handoff(events: Sequence[Any], registry: SchemaRegistry) -> Prepared:
@@ -251,7 +267,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
     async def prepare(events: Sequence[Any]) -> Prepared:
         if ingestor is None:
             return from_handoff(events, registry)
-        return await ingestor.prepare([raw_message(e.message) for e in events])
+        return await ingestor.prepare([raw_message(e.message) for e in events], arrived_at(events))
 
     async def deliver(
         prepared: Prepared, slot: int, staging: asyncio.Future[StagedBatch] | None

@@ -112,8 +112,11 @@ def process_message(
     return Accepted(msg, checked, verdict.fingerprint, checked.payload is not envelope.payload)
 
 
-def process_batch(messages: Sequence[RawMessage], ctx: PipelineContext) -> Prepared:
-    received_at = datetime.now(UTC)
+def process_batch(
+    messages: Sequence[RawMessage], ctx: PipelineContext, received_at: datetime | None = None
+) -> Prepared:
+    """`received_at`: when the first of `messages` reached the consumer, if known; else now."""
+    received_at = received_at or datetime.now(UTC)
     clock = StageClock()
     started = time.perf_counter()
     accepted: list[Accepted] = []
