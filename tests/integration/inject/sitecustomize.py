@@ -11,12 +11,12 @@ _prepare = Ingestor.prepare
 _batches = 0
 
 
-async def _prepare_or_fail(self, messages):  # type: ignore[no-untyped-def]
+async def _prepare_or_fail(self, messages, *rest):  # type: ignore[no-untyped-def]
     global _batches
     _batches += 1
     if _batches == _failing_batch:
         raise RuntimeError("a bug, injected by the test")
-    return await _prepare(self, messages)
+    return await _prepare(self, messages, *rest)
 
 
 Ingestor.prepare = _prepare_or_fail  # type: ignore[method-assign]
