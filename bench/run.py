@@ -159,7 +159,7 @@ def _cpu_ticks() -> tuple[int, int, int]:
     return busy, steal, busy + steal + idle + iowait
 
 
-class RssWatcher:
+class ResourceWatcher:
     """Peak resident memory of each worker, its child processes included (sampled every
     200 ms: resident sizes of processes can be summed at one instant, their peaks cannot),
     and never below the kernel's own peak of the worker process (`VmHWM`), which a sample
@@ -413,7 +413,7 @@ def measure(args: argparse.Namespace, root: Path, console: Console) -> dict[str,
                 )
             )
         workers, ports = start_workers(settings, broker.bootstrap, args.workers, root)
-        watcher = RssWatcher(worker_names(workers))
+        watcher = ResourceWatcher(worker_names(workers))
         publisher = None
         if args.rate > 0:
             wait_ready(ports)

@@ -116,7 +116,7 @@ def test_counts_below_one_are_refused(bench: ModuleType, flag: str) -> None:
 def test_the_machine_was_busy_and_stolen_as_its_ticks_say_between_first_and_last(
     bench: ModuleType,
 ) -> None:
-    watcher = bench.RssWatcher({})
+    watcher = bench.ResourceWatcher({})
     watcher.stop()
     watcher.cpu = [
         (100.0, 0, 0, 0),
