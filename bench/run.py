@@ -450,7 +450,7 @@ def measure(args: argparse.Namespace, root: Path, console: Console) -> dict[str,
                 stop_worker(worker)
         figures = end_to_end(settings)
         stage_ceilings, pinned = (
-            ({}, False)
+            ({}, None)  # nothing timed, nothing pinned
             if args.no_ceilings
             else measure_ceilings(
                 scenario,
