@@ -219,6 +219,17 @@ def test_the_world_accepts_its_valid_messages(world: World) -> None:
     assert len(prepared.accepted) == len(world.valid), prepared.rejected
 
 
+def test_a_certificate_of_a_version_x509_does_not_have_is_cert_malformed(world: World) -> None:
+    """Found by the fuzzer: the DER loads, and reading its version (3, where X.509 has 0 to
+    2) raises `InvalidVersion`, which is not a `ValueError`: it was `internal.error`."""
+    chain = list(world.signer.chain_der)
+    version = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2: v3
+    at = chain[0].index(version) + len(version) - 1
+    chain[0] = chain[0][:at] + b"\x03" + chain[0][at + 1 :]
+    prepared = process_batch([raw(world.envelope(world.submission.payload, chain))], world.ctx)
+    assert [r.code for r in prepared.rejected] == [Reason.VERIFY_CERT_MALFORMED]
+
+
 def test_a_certificate_with_a_malformed_subject_is_cert_malformed(world: World) -> None:
     """Found by the fuzzer: the DER loads (parsing is lazy) but reading its subject fails."""
     chain = list(world.signer.chain_der)

@@ -157,13 +157,21 @@ def _status(store: TrustStore, chain: Sequence[x509.Certificate], fp: str) -> Ve
 # What parsing a hostile DER can raise: cryptography signals some defects with their own types,
 # and a name attribute whose string type does not fit its OID (a BIT STRING where only the
 # unique identifier may have one) with TypeError, found by tests/fuzz.
-_MALFORMED = (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+_MALFORMED = (
+    ValueError,
+    TypeError,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+)
 
 
 def _load_certificate(der: bytes) -> x509.Certificate:
-    """Parse names and extensions now: `cryptography` parses them lazily, and a malformed one
-    must be `verify.cert_malformed` here, not an exception raised by a later check."""
+    """Parse the version, names and extensions now: `cryptography` parses them lazily, and a
+    malformed one must be `verify.cert_malformed` here, not an exception raised by a later
+    check."""
     cert = x509.load_der_x509_certificate(der)
+    cert.version  # noqa: B018  # raises InvalidVersion outside X.509's 0 to 2
     for name in (cert.subject, cert.issuer):
         name.rfc4514_string()
     len(cert.extensions)
