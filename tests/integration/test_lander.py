@@ -192,6 +192,22 @@ def test_a_batch_whose_staging_ahead_failed_is_staged_again_and_lands(tmp_path: 
     assert result.outcomes == Counter({("accepted", ""): len(world.valid) - 1})
 
 
+def test_the_reference_data_is_in_the_store_once_the_lander_is_open(tmp_path: Path) -> None:
+    """Copied at the first batch instead, a national school list held that batch while the
+    messages behind it queued: the copy belongs to starting up, before `/ready`."""
+    world = World(tmp_path / "world")
+
+    async def scenario() -> list[dict[str, Any]]:
+        lander = _lander(world, tmp_path / "state")
+        try:
+            await lander.open()
+            return await lander.read("SELECT count() AS n FROM hocba.schools", {})
+        finally:
+            await lander.stop()
+
+    assert asyncio.run(scenario()) == [{"n": len(world.scenario.reference.schools)}]
+
+
 def test_a_reference_copy_the_store_refused_is_made_at_the_next_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
