@@ -96,10 +96,10 @@ class Lander:
         return self.stores[slot]
 
     async def open(self) -> None:
-        """Open the store (and create its tables) and copy the reference data into it before
-        the first message: until then `/ready` says ClickHouse is not there, and an idle topic
-        must not hold up a rollout. Copied at the first batch instead, a national school list
-        held that batch ~0.7 s while the messages behind it queued (`bench/RESULTS.md`)."""
+        """Open the store (and create its tables) before the first message: until it is open
+        `/ready` says ClickHouse is not there, and an idle topic must not hold up a rollout.
+        The reference data is copied in now too: copied at the first batch, a national school
+        list held that batch ~0.7 s while the messages behind it queued (`bench/RESULTS.md`)."""
         await self._mirror_reference(await self._store())
 
     async def stop(self) -> None:

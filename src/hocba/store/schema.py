@@ -8,6 +8,11 @@ Engines:
   revision) replaces the row under `FINAL`/after merges. `non_replicated_deduplication_window`
   makes ClickHouse remember the last block ids, so an insert that repeats an
   `insert_deduplication_token` is dropped (replicated tables do this by default).
+  `merge_selector_base = 10` (ClickHouse's default is 5) makes each merge take more parts,
+  so a row is rewritten fewer times on its way into a large part: a school year arrives as
+  thousands of batch-sized inserts, and at 5 the merges of `records` took ~17 % of the
+  embedded worker's machine; at 10 they take half as much CPU, for up to twice as many
+  parts between merges (a few dozen per year's partition; `bench/RESULTS.md`).
 - `submissions`, `dead_letters`: append-only MergeTree audit logs, with the same window, so
   that an audit insert retried after its reply was lost is dropped (stores created before
   this window keep appending such a retry).
@@ -35,6 +40,7 @@ from hocba.domain.columns import (
 from hocba.stats.views import view_statements
 
 DEDUP_WINDOW = 10_000  # inserts whose block ids a table remembers
+RECORDS_MERGE_SELECTOR_BASE = 10  # wider merges of `records`: each row rewritten fewer times
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,8 @@ TABLES: dict[str, TableSpec] = {
             "ReplacingMergeTree(revision)",
             RECORD_KEY,
             partition_by="school_year",
-            settings=f"non_replicated_deduplication_window = {DEDUP_WINDOW}",
+            settings=f"non_replicated_deduplication_window = {DEDUP_WINDOW}, "
+            f"merge_selector_base = {RECORDS_MERGE_SELECTOR_BASE}",
         ),
         # The audit logs remember block hashes too: an insert that committed but whose reply
         # was lost is retried by the lander with the very same rows, and dropped.
