@@ -99,8 +99,13 @@ class Lander:
         """Open the store (and create its tables) before the first message: until it is open
         `/ready` says ClickHouse is not there, and an idle topic must not hold up a rollout.
         The reference data is copied in now too: copied at the first batch, a national school
-        list held that batch ~0.7 s while the messages behind it queued (`bench/RESULTS.md`)."""
-        await self._mirror_reference(await self._store())
+        list held that batch ~0.7 s while the messages behind it queued (`bench/RESULTS.md`).
+        A copy that fails here is left to the first batch, as before: starting must not."""
+        store = await self._store()
+        try:
+            await self._mirror_reference(store)
+        except Exception as exc:  # e.g. a file replaced while it was listed
+            log.error("copying the reference data at start failed, the first batch tries: %s", exc)
 
     async def stop(self) -> None:
         """A batch being staged ahead finishes first; waited for off the event loop, which

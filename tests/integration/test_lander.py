@@ -208,6 +208,33 @@ def test_the_reference_data_is_in_the_store_once_the_lander_is_open(tmp_path: Pa
     assert asyncio.run(scenario()) == [{"n": len(world.scenario.reference.schools)}]
 
 
+def test_a_reference_copy_that_fails_at_start_is_left_to_the_first_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file replaced while it was listed (a ConfigMap swap) must not stop the start."""
+    real = lander_module.dir_fingerprint
+    swaps = [FileNotFoundError("schools.csv")]
+
+    def swapped_once(directory: Path | None) -> str:
+        if swaps:
+            raise swaps.pop()
+        return real(directory)
+
+    monkeypatch.setattr(lander_module, "dir_fingerprint", swapped_once)
+    world = World(tmp_path / "world")
+
+    async def scenario() -> Any:
+        lander = _lander(world, tmp_path / "state")
+        try:
+            await lander.open()
+            return await lander.land(_batch(world, world.scenario.records[0]), 0)
+        finally:
+            await lander.stop()
+
+    assert asyncio.run(scenario()).counts["records_landed"] == 1
+    assert not swaps
+
+
 def test_a_reference_copy_the_store_refused_is_made_at_the_next_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

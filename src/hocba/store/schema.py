@@ -11,8 +11,8 @@ Engines:
   `merge_selector_base = 10` (ClickHouse's default is 5) makes each merge take more parts,
   so a row is rewritten fewer times on its way into a large part: a school year arrives as
   thousands of batch-sized inserts, and at 5 the merges of `records` took ~17 % of the
-  embedded worker's machine; at 10 they take half as much CPU, for up to twice as many
-  parts between merges (a few dozen per year's partition; `bench/RESULTS.md`).
+  embedded worker's machine; at 10 they take half as much CPU, for more parts between
+  merges (12 active parts after 1 M records instead of ~7; `bench/RESULTS.md`).
 - `submissions`, `dead_letters`: append-only MergeTree audit logs, with the same window, so
   that an audit insert retried after its reply was lost is dropped (stores created before
   this window keep appending such a retry).
