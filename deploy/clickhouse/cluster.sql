@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS hocba.records_local ON CLUSTER '{cluster}' (
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', revision)
 PARTITION BY school_year
 ORDER BY (school_year, school_code, grade, student_key)
-SETTINGS replicated_deduplication_window = 10000, merge_selector_base = 10;
+SETTINGS replicated_deduplication_window = 10000, merge_selector_base = 10, index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS hocba.records ON CLUSTER '{cluster}' AS hocba.records_local
 ENGINE = Distributed('{cluster}', hocba, records_local, cityHash64(school_code));

@@ -9,7 +9,12 @@ import chdb
 import pytest
 
 from hocba.stats.views import STATEMENTS
-from hocba.store.schema import RECORDS_MERGE_SELECTOR_BASE, TABLES, create_table_sql
+from hocba.store.schema import (
+    RECORDS_INDEX_GRANULARITY,
+    RECORDS_MERGE_SELECTOR_BASE,
+    TABLES,
+    create_table_sql,
+)
 
 CLUSTER_SQL = Path(__file__).parents[2] / "deploy" / "clickhouse" / "cluster.sql"
 
@@ -42,9 +47,12 @@ def test_tables_have_the_same_columns_and_order_by(name: str) -> None:
     assert "ENGINE = Replicated" in sql
     if name == "records":
         assert re.search(r"ReplicatedReplacingMergeTree\(.*, revision\)", sql)
-        merges = f"merge_selector_base = {RECORDS_MERGE_SELECTOR_BASE}"
-        assert merges in sql
-        assert merges in create_table_sql("hocba", spec)
+        for setting in (
+            f"merge_selector_base = {RECORDS_MERGE_SELECTOR_BASE}",
+            f"index_granularity = {RECORDS_INDEX_GRANULARITY}",
+        ):
+            assert setting in sql
+            assert setting in create_table_sql("hocba", spec)
 
 
 def test_every_object_the_workers_create_exists_on_the_cluster() -> None:

@@ -13,6 +13,11 @@ Engines:
   thousands of batch-sized inserts, and at 5 the merges of `records` took ~17 % of the
   embedded worker's machine; at 10 they take half as much CPU, for more parts between
   merges (12 active parts after 1 M records instead of ~7; `bench/RESULTS.md`).
+  `index_granularity = 1024` (default 8192): every batch looks up which of its keys are
+  already landed (`record_sql.summary_sql`), and ClickHouse reads a whole granule of each
+  part for every key it finds a granule for, so with the default the lookup read most of the
+  table once it held a national year (18 M records: ~0.3 s of CPU per 7,500-record batch,
+  against 0.01 s into an empty table); 1024-row granules cut that to ~0.1 s.
 - `submissions`, `dead_letters`: append-only MergeTree audit logs, with the same window, so
   that an audit insert retried after its reply was lost is dropped (stores created before
   this window keep appending such a retry).
@@ -41,6 +46,7 @@ from hocba.stats.views import view_statements
 
 DEDUP_WINDOW = 10_000  # inserts whose block ids a table remembers
 RECORDS_MERGE_SELECTOR_BASE = 10  # wider merges of `records`: each row rewritten fewer times
+RECORDS_INDEX_GRANULARITY = 1024  # rows per index mark: what a landed-key lookup reads per hit
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,8 @@ TABLES: dict[str, TableSpec] = {
             RECORD_KEY,
             partition_by="school_year",
             settings=f"non_replicated_deduplication_window = {DEDUP_WINDOW}, "
-            f"merge_selector_base = {RECORDS_MERGE_SELECTOR_BASE}",
+            f"merge_selector_base = {RECORDS_MERGE_SELECTOR_BASE}, "
+            f"index_granularity = {RECORDS_INDEX_GRANULARITY}",
         ),
         # The audit logs remember block hashes too: an insert that committed but whose reply
         # was lost is retried by the lander with the very same rows, and dropped.
