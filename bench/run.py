@@ -49,6 +49,7 @@ from hocba.reference.tables import reference_tables
 from hocba.runner import spawn_worker, stop_worker, wait_drained
 from hocba.scenario import Scenario, build_scenario, signed_messages
 from hocba.settings import Settings
+from hocba.store.base import Store
 from hocba.store.factory import open_store
 from hocba.trust.pki import KEY_ALGORITHMS, RSA
 from hocba.trust.store import load_trust_store
@@ -118,6 +119,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("gzip", "snappy", "lz4", "zstd"),
         default=None,
         help="publish with this Kafka codec, as vendors may (default: none)",
+    )
+    parser.add_argument(
+        "--preload",
+        type=int,
+        default=0,
+        metavar="N",
+        help="land N records of other pupils before the run, as late in a school year: each "
+        "batch's landed-key lookup reads more of `records` as it grows (e.g. 18000000, a "
+        "national year's year-end records; ~30 s)",
     )
     parser.add_argument("--no-ceilings", action="store_true", help="skip the stage ceilings")
     parser.add_argument(
@@ -292,18 +302,45 @@ async def publish(
         await asyncio.gather(*deliveries)
 
 
+PRELOADED = "preloaded"  # the submission id of `--preload`'s records: not the run's
+
+
+def preload(store: Store, scenario: Scenario, count: int) -> None:
+    """`count` records of other pupils, landed before the run, so that each batch's keys fall
+    among a year's keys as in a national table: in the run's school year, spread over the
+    run's schools and one more school per ~450 records (a school's pupils) in each of the
+    run's provinces, every grade. Only the key columns and the submission id are filled."""
+    run_codes = sorted({r["school_code"] for r in scenario.records})
+    provinces = sorted({code[:2] for code in run_codes})
+    others = max(1, count // 450)
+    codes = (
+        f"arrayConcat({run_codes}, arrayMap(i -> concat({provinces}[i % {len(provinces)} + 1],"
+        f" leftPad(toString(50000 + intDiv(i, {len(provinces)}) % 50000), 5, '0')),"
+        f" range({others})))"
+    )
+    schools = len(run_codes) + others
+    store.query(
+        "INSERT INTO hocba.records (school_year, school_code, grade, student_key, submission_id)"
+        f" SELECT {{year:String}}, {codes}[number % {schools} + 1],"
+        f" toUInt8(intDiv(number, {schools}) % 12 + 1), hex(cityHash64(number)), {{id:String}}"
+        f" FROM numbers({count})",
+        {"year": scenario.records[0]["school_year"], "id": PRELOADED},
+    )
+
+
 def end_to_end(settings: Settings) -> dict[str, Any]:
     store = open_store(settings)
     try:
+        run = f"submission_id != '{PRELOADED}'"
         row = store.query(
             "SELECT (SELECT min(received_at) FROM hocba.submissions) AS first,"
             " max(landed_at) AS last, count() AS records,"
-            " uniqExact(submission_id) AS messages FROM hocba.records"
+            f" uniqExact(submission_id) AS messages FROM hocba.records WHERE {run}"
         )[0]
         latency = store.query(
             "SELECT quantilesExact(0.5, 0.99)(l) AS q FROM (SELECT submission_id,"
             " dateDiff('millisecond', any(sent_at), any(landed_at)) / 1000 AS l"
-            " FROM hocba.records GROUP BY submission_id)"
+            f" FROM hocba.records WHERE {run} GROUP BY submission_id)"
         )[0]["q"]
     finally:
         store.close()
@@ -435,6 +472,9 @@ def measure(args: argparse.Namespace, root: Path, console: Console) -> dict[str,
     store = open_store(settings)
     for name, table in reference_tables(scenario.reference).items():
         store.replace_reference(name, table)
+    if args.preload > 0:
+        with console.status(f"landing {args.preload:,} records of other pupils first…"):
+            preload(store, scenario, args.preload)
     store.close()
     with embedded_broker(root / "logs") as broker:
         topics = [settings.submissions_topic, settings.dlq_topic, settings.landing_topic]
@@ -559,6 +599,7 @@ def report(
         "algorithms": list(args.algorithms),
         "compression": args.compression or "none",
         "rate": args.rate,
+        "preload": args.preload,
         "landed": figures["landed"],
         "elapsed_s": round(elapsed, 2),
         "records_per_s": round(records_per_s),
@@ -629,6 +670,7 @@ def show(result: dict[str, Any], console: Console) -> None:
         "batch_records",
         "algorithms",
         "compression",
+        "preload",
         "elapsed_s",
         "records_per_s",
         "messages_per_s",

@@ -29,6 +29,8 @@ def test_the_bench_lands_every_record_with_mixed_key_algorithms_published_compre
             "rsa,ecdsa,ed25519",
             "--compression",
             "zstd",
+            "--preload",
+            "3000",
             "--no-ceilings",
             "--json",
         ],
@@ -40,7 +42,8 @@ def test_the_bench_lands_every_record_with_mixed_key_algorithms_published_compre
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
-    assert (figures["records"], figures["landed"]) == (RECORDS, RECORDS)
+    assert (figures["records"], figures["landed"]) == (RECORDS, RECORDS)  # preload apart
+    assert figures["preload"] == 3000
     assert figures["algorithms"] == ["rsa", "ecdsa", "ed25519"]
     assert figures["compression"] == "zstd"
     assert figures["records_per_s"] > 0 and figures["peak_rss_mb_by_worker"]["worker"] > 0
@@ -58,3 +61,32 @@ def test_the_bench_lands_every_record_with_mixed_key_algorithms_published_compre
         "latency_from",
         "environment",
     } <= set(figures)
+
+
+def test_preloaded_records_fall_among_the_runs_schools_in_its_school_year(
+    tmp_path: Path,
+) -> None:
+    """`--preload` stands for the year's records already landed: the run's batches must look
+    them up (same year, same schools among others), or it measures an empty table again."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from run import PRELOADED, preload  # type: ignore[import-not-found]
+
+    from hocba.scenario import build_scenario
+    from hocba.settings import Settings
+    from hocba.store.factory import opened_store
+
+    scenario = build_scenario(tmp_path / "input", records=200)
+    with opened_store(Settings(data_dir=tmp_path)) as store:
+        preload(store, scenario, 5_000)
+        rows = store.query(
+            "SELECT count() AS n, uniqExact(school_code, grade, student_key) AS keys,"
+            " any(school_year) AS year, groupUniqArray(school_code) AS schools,"
+            " uniqExact(grade) AS grades FROM hocba.records WHERE submission_id = {id:String}",
+            {"id": PRELOADED},
+        )
+    (found,) = rows
+    assert (found["n"], found["keys"], found["grades"]) == (5_000, 5_000, 12)
+    assert found["year"] == scenario.records[0]["school_year"]
+    run_schools = {r["school_code"] for r in scenario.records}
+    assert run_schools <= set(found["schools"])
+    assert len(set(found["schools"]) - run_schools) == 5_000 // 450
