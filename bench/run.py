@@ -310,8 +310,9 @@ def preload(store: Store, scenario: Scenario, count: int) -> None:
     among a year's keys as in a national table: in the run's school year, spread over the
     run's schools and one more school per ~450 records (a school's pupils) in each of the
     run's provinces, every grade. Only the key columns and the submission id are filled.
-    Then merged, as ClickHouse's merges have mostly left a year's records by its end: the
-    parts of one bulk insert would otherwise be merged during the run, work no year owes."""
+    Then ClickHouse's own merges are waited for, so that the run finds the few large parts
+    they leave (the lookup reads each part: one part would flatter it), and does not merge
+    one bulk insert's parts during the run, work no year owes."""
     run_codes = sorted({r["school_code"] for r in scenario.records})
     provinces = sorted({code[:2] for code in run_codes})
     others = max(1, count // 450)
@@ -328,8 +329,17 @@ def preload(store: Store, scenario: Scenario, count: int) -> None:
         f" FROM numbers({count})",
         {"year": scenario.records[0]["school_year"], "id": PRELOADED},
     )
-    for table in ("records", "progress"):
-        store.query(f"OPTIMIZE TABLE hocba.{table} FINAL")
+    settled = ""
+    while True:  # until no merge runs and the parts stay as they are for a few seconds
+        time.sleep(3)
+        now = store.query(
+            "SELECT (SELECT count() FROM system.merges WHERE database = 'hocba') AS merging,"
+            " (SELECT groupArray(name) FROM system.parts WHERE database = 'hocba' AND active)"
+            " AS parts"
+        )[0]
+        if not now["merging"] and str(now["parts"]) == settled:
+            return
+        settled = str(now["parts"])
 
 
 def end_to_end(settings: Settings) -> dict[str, Any]:
