@@ -170,19 +170,25 @@ def _cpu_ticks() -> tuple[int, int, int]:
     return busy, steal, busy + steal + idle + iowait
 
 
+def task_stat(text: str) -> tuple[str, int]:
+    """A thread's name and CPU time so far (user + system, clock ticks) from its
+    `/proc/PID/task/TID/stat`; the name sits in parentheses and may hold any of them."""
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    return name, int(fields[11]) + int(fields[12])
+
+
 def _thread_ticks(pid: int) -> Iterator[tuple[int, str, int]]:
-    """Each thread of `pid`: its id, its name now, and its CPU time so far in clock ticks."""
+    """Each thread of `pid`: its id, its name, and its CPU time so far in clock ticks."""
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            stat = (task / "stat").read_text()
+            name, ticks = task_stat((task / "stat").read_text())
         except OSError:
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        yield int(task.name), name, int(fields[11]) + int(fields[12])
+        yield int(task.name), name, ticks
 
 
-MERGE_THREAD = "MergeMutate"  # ClickHouse's name for a pool thread while it merges parts
+MERGE_THREAD = "MergeMutate"  # ClickHouse's name for the threads of its merge pool
 
 
 class ResourceWatcher:
@@ -213,12 +219,13 @@ class ResourceWatcher:
             self.cpu.append((time.time(), *_cpu_ticks(), self.merge_ticks))
 
     def credit(self, threads: Iterable[tuple[int, str, int]]) -> None:
-        """A thread's CPU time since the last sample counts as merging if it is merging now:
-        ClickHouse names a pool thread after the task it runs, so a thread that changed
-        tasks within a sample is credited to the later one."""
+        """A thread's CPU time since the last sample counts as merging if the thread is one
+        of ClickHouse's merge pool (it keeps that name for its life); a thread id used again
+        by a new thread starts from nothing."""
         for tid, name, ticks in threads:
             if name == MERGE_THREAD:
-                self.merge_ticks += ticks - self._ticks_seen.get(tid, 0)
+                seen = self._ticks_seen.get(tid, 0)
+                self.merge_ticks += ticks - seen if ticks >= seen else ticks
             self._ticks_seen[tid] = ticks
 
     def machine_time(self, first: datetime, last: datetime) -> dict[str, float] | None:
@@ -317,9 +324,9 @@ def preload(store: Store, scenario: Scenario, count: int) -> None:
     provinces = sorted({code[:2] for code in run_codes})
     others = max(1, count // 450)
     codes = (
-        f"arrayConcat({run_codes}, arrayMap(i -> concat({provinces}[i % {len(provinces)} + 1],"
-        f" leftPad(toString(50000 + intDiv(i, {len(provinces)}) % 50000), 5, '0')),"
-        f" range({others})))"
+        "arrayConcat({run:Array(String)}, arrayMap(i -> concat({provinces:Array(String)}"
+        f"[i % {len(provinces)} + 1], leftPad(toString(50000 + intDiv(i, {len(provinces)})"
+        f" % 50000), 5, '0')), range({others})))"
     )
     schools = len(run_codes) + others
     store.query(
@@ -327,19 +334,34 @@ def preload(store: Store, scenario: Scenario, count: int) -> None:
         f" SELECT {{year:String}}, {codes}[number % {schools} + 1],"
         f" toUInt8(intDiv(number, {schools}) % 12 + 1), hex(cityHash64(number)), {{id:String}}"
         f" FROM numbers({count})",
-        {"year": scenario.records[0]["school_year"], "id": PRELOADED},
+        {
+            "year": scenario.records[0]["school_year"],
+            "id": PRELOADED,
+            "run": run_codes,
+            "provinces": provinces,
+        },
     )
-    settled = ""
-    while True:  # until no merge runs and the parts stay as they are for a few seconds
+    wait_for_merges(store)
+
+
+def wait_for_merges(store: Store, quiet_s: float = 21.0, timeout_s: float = 600.0) -> None:
+    """Until no merge runs and the parts stay as they are for `quiet_s`: ClickHouse looks
+    for merges again only every 10 s or so when it found none, and lowers its threshold for
+    parts older than 10 s. After `timeout_s` the run goes on, and says so."""
+    deadline, last, quiet_since = time.monotonic() + timeout_s, "", time.monotonic()
+    while time.monotonic() < deadline:
         time.sleep(3)
         now = store.query(
             "SELECT (SELECT count() FROM system.merges WHERE database = 'hocba') AS merging,"
-            " (SELECT groupArray(name) FROM system.parts WHERE database = 'hocba' AND active)"
-            " AS parts"
+            " (SELECT arraySort(groupArray(name)) FROM system.parts"
+            " WHERE database = 'hocba' AND active) AS parts"
         )[0]
-        if not now["merging"] and str(now["parts"]) == settled:
+        state = f"{now['merging']} {now['parts']}"
+        if now["merging"] or state != last:
+            last, quiet_since = state, time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
             return
-        settled = str(now["parts"])
+    print(f"merges still running after {timeout_s:.0f} s; the run starts anyway", file=sys.stderr)
 
 
 def end_to_end(settings: Settings) -> dict[str, Any]:

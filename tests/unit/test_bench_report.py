@@ -9,6 +9,7 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -142,10 +143,18 @@ def test_a_threads_time_counts_as_merging_while_clickhouse_names_it_so(
     assert watcher.merge_ticks == 50 + 30 + 7
 
 
-def test_the_watcher_reads_its_own_threads_ticks(bench: ModuleType) -> None:
-    threads = list(bench._thread_ticks(os.getpid()))
-    assert threading.get_native_id() in {tid for tid, _, _ in threads}
-    assert all(ticks >= 0 and name for _, name, ticks in threads)
+def test_a_threads_cpu_time_is_read_from_proc(bench: ModuleType) -> None:
+    def mine() -> int:
+        me = threading.get_native_id()
+        return next(ticks for tid, _, ticks in bench._thread_ticks(os.getpid()) if tid == me)
+
+    before, started = mine(), time.thread_time()
+    while time.thread_time() - started < 0.4:  # ~40 clock ticks of this thread's CPU
+        pass
+    assert mine() - before >= 20
+    # a thread's name may hold spaces and parentheses of its own
+    name, ticks = bench.task_stat("77 (a (b) c)) S 1 77 77 0 -1 4 10 0 0 0 5 3 0 0 20 0 1")
+    assert (name, ticks) == ("a (b) c)", 8)
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
