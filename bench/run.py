@@ -348,7 +348,7 @@ def wait_for_merges(store: Store, quiet_s: float = 21.0, timeout_s: float = 600.
     """Until no merge runs and the parts stay as they are for `quiet_s`: ClickHouse looks
     for merges again only every 10 s or so when it found none, and lowers its threshold for
     parts older than 10 s. After `timeout_s` the run goes on, and says so."""
-    deadline, last, quiet_since = time.monotonic() + timeout_s, "", time.monotonic()
+    deadline, parts, quiet_since = time.monotonic() + timeout_s, None, time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(3)
         now = store.query(
@@ -356,9 +356,8 @@ def wait_for_merges(store: Store, quiet_s: float = 21.0, timeout_s: float = 600.
             " (SELECT arraySort(groupArray(name)) FROM system.parts"
             " WHERE database = 'hocba' AND active) AS parts"
         )[0]
-        state = f"{now['merging']} {now['parts']}"
-        if now["merging"] or state != last:
-            last, quiet_since = state, time.monotonic()
+        if now["merging"] or now["parts"] != parts:
+            parts, quiet_since = now["parts"], time.monotonic()
         elif time.monotonic() - quiet_since >= quiet_s:
             return
     print(f"merges still running after {timeout_s:.0f} s; the run starts anyway", file=sys.stderr)
