@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         description="bytes of messages per batch staged in ClickHouse (~200 class messages)",
     )
     batch_max_ms: int = Field(default=200, ge=1)
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        description="longest the broker may hold a fetch that finds no new message "
+        "(Faust's own: 1,500; the embedded broker holds it that long even when one arrives)",
+    )
     max_message_bytes: int = Field(default=1_048_576, ge=1)
     max_records_per_message: int = Field(default=5_000, ge=1)
     clock_skew_s: int = Field(default=300, ge=0)

@@ -35,8 +35,8 @@ from hocba.domain.messages import RawMessage, Rejection
 from hocba.domain.reasons import Reason
 from hocba.kafka.fetch_reader import read_any_batch
 from hocba.kafka.lag import partition_lags
-from hocba.kafka.offset_gaps import record_gaps_after_first_offset
 from hocba.kafka.producer import MAX_REQUEST_BYTES
+from hocba.kafka.worker_transport import use_worker_transport
 from hocba.lander import Lander
 from hocba.landing import StagedBatch
 from hocba.metrics import Metrics
@@ -232,7 +232,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         # last commit. Restarting only the agent left a stream that no one landed.
         agent_supervisor=mode.CrashingSupervisor,
     )
-    record_gaps_after_first_offset(app)
+    use_worker_transport(app, settings.fetch_max_wait_ms)
     metrics = Metrics()
     backpressure = Backpressure(metrics.backpressure)
     lander = (

@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import faust
-from faust.transport.drivers.aiokafka import Consumer, Transport
+from faust.transport.drivers.aiokafka import Consumer
 
 
 class GapAfterFirstOffsetConsumer(Consumer):
@@ -32,13 +31,3 @@ class GapAfterFirstOffsetConsumer(Consumer):
             ):
                 await self._add_gap(tp, 1, message.offset - 1)
             yield tp, message
-
-
-class GapAfterFirstOffsetTransport(Transport):
-    Consumer = GapAfterFirstOffsetConsumer
-
-
-def record_gaps_after_first_offset(app: faust.App) -> None:
-    """Have `app` consume with `GapAfterFirstOffsetConsumer`; before the app starts. The
-    transport is the one Faust makes for a `kafka://` broker, with this consumer."""
-    app.transport = GapAfterFirstOffsetTransport(app.conf.broker_consumer, app)
