@@ -86,7 +86,11 @@ class ContextLoader:
 
     def refresh(self) -> bool:
         """Reload when the files changed; True when a new context took effect."""
-        fingerprint = self._fingerprint_now()
+        try:
+            fingerprint = self._fingerprint_now()
+        except OSError as exc:  # a file replaced while it was listed: look at the next refresh
+            log.warning("could not list the trust/reference files, keeping what is loaded: %s", exc)
+            return False
         if fingerprint == self._fingerprint:
             return False
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from hocba import context as context_module
 from hocba.cli.main import app
 from hocba.context import ContextLoader
 from hocba.domain.messages import RawMessage
@@ -157,3 +158,29 @@ def test_a_broken_trust_dir_keeps_the_last_good_context(
     assert loader.refresh() is True
     assert not loader.reload_failed
     assert loader.current() is not good
+
+
+def test_a_listing_that_fails_keeps_the_context_and_is_tried_at_the_next_refresh(
+    scenario: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file replaced while it was listed raised out of the reload timer (and, in a CPU
+    child, out of the batch about to be verified): the files are read again next time."""
+    loader = ContextLoader(
+        isolated_settings(
+            tmp_path, trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+        )
+    )
+    good = loader.current()
+    real = context_module.dir_fingerprint
+    swaps = [FileNotFoundError("register.json")]
+
+    def swapped_once(path: Path | None) -> str:
+        if swaps:
+            raise swaps.pop()
+        return real(path)
+
+    monkeypatch.setattr(context_module, "dir_fingerprint", swapped_once)
+    assert loader.refresh() is False
+    assert not swaps
+    assert loader.current() is good and not loader.reload_failed
+    assert loader.refresh() is False  # the files did not change meanwhile
