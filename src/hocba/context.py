@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from datetime import timedelta
@@ -31,7 +32,8 @@ def dir_fingerprint(path: Path | None) -> str:
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         stat = file.stat()
-        digest.update(f"{file}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        # the name as the file system holds it: a name that is not UTF-8 must not raise
+        digest.update(os.fsencode(file) + f":{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -45,7 +47,13 @@ class ContextLoader:
         self.loaded_at = 0.0  # time.time() of the context in force
         # The files changed but did not load: the previous context stays in force (so a
         # suspension saved beside a broken file does not apply) until the files are fixed.
-        self.reload_failed = False
+        self.build_failed = False
+        self.unlisted = False  # the files could not be listed at the last look
+
+    @property
+    def reload_failed(self) -> bool:
+        """What `hocba_reload_failing` reports: the context in force may not be the files'."""
+        return self.build_failed or self.unlisted
 
     def _fingerprint_now(self) -> str:
         return dir_fingerprint(self.settings.trust_dir) + dir_fingerprint(
@@ -88,19 +96,26 @@ class ContextLoader:
         """Reload when the files changed; True when a new context took effect."""
         try:
             fingerprint = self._fingerprint_now()
-        except OSError as exc:  # a file replaced while it was listed: look at the next refresh
-            log.warning("could not list the trust/reference files, keeping what is loaded: %s", exc)
+        except OSError as exc:  # e.g. a file replaced while it was listed: look next time
+            if not self.unlisted:  # said once while it lasts: refreshes come every 2 s
+                log.error(
+                    "could not list the trust/reference files, keeping what is loaded: %s", exc
+                )
+            self.unlisted = True
             return False
+        if self.unlisted:
+            log.info("the trust/reference files can be listed again")
+            self.unlisted = False
         if fingerprint == self._fingerprint:
             return False
         try:
             context = self._build()
         except Exception as exc:  # keep serving with the last good trust and reference data
             log.error("reload failed, keeping the previous trust/reference data: %s", exc)
-            self._fingerprint, self.reload_failed = fingerprint, True
+            self._fingerprint, self.build_failed = fingerprint, True
             return False
         with self._lock:
             self._context, self._fingerprint = context, fingerprint
-            self.loaded_at, self.reload_failed = time.time(), False
+            self.loaded_at, self.build_failed = time.time(), False
         log.info("trust store / reference data reloaded")
         return True

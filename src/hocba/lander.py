@@ -100,8 +100,12 @@ class Lander:
         `/ready` says ClickHouse is not there, and an idle topic must not hold up a rollout.
         The reference data is copied in now too: copied at the first batch, a national school
         list held that batch ~0.7 s while the messages behind it queued (`bench/RESULTS.md`).
-        A copy that fails here is made at the first batch."""
-        await self._mirror_reference(await self._store())
+        A copy that fails here is left to the first batch, as before: starting must not."""
+        store = await self._store()
+        try:
+            await self._mirror_reference(store)
+        except Exception as exc:  # e.g. a file replaced while it was listed
+            log.error("copying the reference data at start failed, the first batch tries: %s", exc)
 
     async def stop(self) -> None:
         """A batch being staged ahead finishes first; waited for off the event loop, which
@@ -159,11 +163,7 @@ class Lander:
         # One at a time: a batch staging beside a copy waits for it, rather than staging
         # against the old tables.
         async with self.mirroring:
-            try:
-                fingerprint = dir_fingerprint(directory)
-            except OSError as exc:  # a file replaced while it was listed: look at the next batch
-                log.error("could not list the reference data, the store keeps the last: %s", exc)
-                return
+            fingerprint = dir_fingerprint(directory)
             if directory is None or fingerprint == self.reference_fingerprint:
                 return
             loop = asyncio.get_running_loop()

@@ -95,7 +95,8 @@ class Metrics:
         self.stale_crls.set_function(lambda: math.nan)
         self.reload_failing = Gauge(
             "hocba_reload_failing",
-            "1 while changed trust or reference files do not load (the previous ones stay)",
+            "1 while changed trust or reference files do not load, or cannot be listed "
+            "(the previous ones stay)",
             registry=r,
         )
         self.reload_failing.set_function(lambda: math.nan)

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         default=100,
         ge=1,
+        le=30_000,  # well under Faust's request timeout, or every idle fetch would time out
         description="longest the broker may hold a fetch that finds no new message "
         "(Faust's own: 1,500; the embedded broker holds it that long even when one arrives)",
     )
