@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,11 +66,17 @@ PIPELINE_STAGES = {
 }
 
 
-def _at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
-    return value
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text}: must be {minimum} or more")
+        return value
+
+    return parse
+
+
+_at_least_one = _at_least(1)
 
 
 def _algorithms(text: str) -> tuple[str, ...]:
@@ -122,7 +128,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--preload",
-        type=int,
+        type=_at_least(0),
         default=0,
         metavar="N",
         help="land N records of other pupils before the run, as late in a school year: each "
@@ -296,8 +302,8 @@ async def publish(
     """All at once (`rate` 0), or paced at `rate` records/s given `per_message` records
     per message on average (class-sized messages hold fewer than --batch-records)."""
     async with bulk_producer(bootstrap, compression) as producer:
-        if rate <= 0:
-            await send_all(producer, topic, messages)
+        if rate <= 0:  # each stamped as it is sent: latency starts at publishing
+            await send_all(producer, topic, (restamped(m) for m in messages))
             return
         interval = per_message / rate
         started = time.perf_counter()
@@ -374,7 +380,7 @@ def end_to_end(settings: Settings) -> dict[str, Any]:
         )[0]
         latency = store.query(
             "SELECT quantilesExact(0.5, 0.99)(l) AS q FROM (SELECT submission_id,"
-            " dateDiff('millisecond', any(sent_at), any(landed_at)) / 1000 AS l"
+            " dateDiff('millisecond', any(sent_at), max(landed_at)) / 1000 AS l"
             f" FROM hocba.records WHERE {run} GROUP BY submission_id)"
         )[0]["q"]
     finally:
@@ -463,6 +469,17 @@ def environment() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         **{name: _version(name) for name in packages},
+        "hocba_variables": hocba_variables(os.environ),
+    }
+
+
+def hocba_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """The `HOCBA_*` settings the run's workers read besides the bench's own: they change
+    what is measured. Keys and addresses are named, not shown."""
+    return {
+        name: "(set)" if any(word in name for word in ("KEY", "URL")) else value
+        for name, value in sorted(environ.items())
+        if name.startswith("HOCBA_")
     }
 
 
@@ -497,6 +514,10 @@ def measure(args: argparse.Namespace, root: Path, console: Console) -> dict[str,
         )
         messages = signed_messages(scenario, args.batch_records, algorithms=args.algorithms)
     settings = Settings(
+        # the embedded stack in a fresh directory, whatever HOCBA_* says; the variables that
+        # tune the workers still apply, and `environment.hocba_variables` lists them
+        clickhouse_url=None,
+        database="hocba",
         data_dir=root,
         trust_dir=scenario.trust_dir,
         reference_dir=scenario.reference_dir,
@@ -629,6 +650,7 @@ def report(
         "records": args.records,
         "messages": messages,
         "workers": args.workers,
+        "processes": len(peaks_mb),  # above one worker, the verifiers and their lander
         "batch_records": args.batch_records,
         "records_per_message": round(figures["landed"] / max(1, figures["landed_messages"]), 1),
         "algorithms": list(args.algorithms),
@@ -646,10 +668,10 @@ def report(
         else None,
         "p50_latency_s": figures["p50"],
         "p99_latency_s": figures["p99"],
-        "latency_from": "publishing (paced by --rate)"
+        "latency_from": "publishing, per message (paced by --rate)"
         if args.rate > 0
-        else "signing: everything is published before the workers start, so the latency "
-        "includes the wait in the queue (measure latency with --rate)",
+        else "publishing, per message: everything is published before the workers start, "
+        "so the latency includes the wait in the queue (measure latency with --rate)",
         "peak_rss_mb": round(max(peaks_mb.values(), default=0.0)),
         "peak_rss_mb_by_worker": {name: round(mb) for name, mb in peaks_mb.items()},
         "machine_busy_share": None if machine is None else round(machine["busy"], 3),

@@ -26,7 +26,8 @@ class WorkerDiedError(RuntimeError):
 
 
 def settings_env(settings: Settings, bootstrap: str) -> dict[str, str]:
-    """The environment that makes a child process see the same settings."""
+    """The environment that makes a child process see the same settings (laid over one
+    without `HOCBA_CLICKHOUSE_URL`, `worker_env`: without a URL here, none applies)."""
     env = {
         f"HOCBA_{name.upper()}": str(value)
         for name, value in settings.model_dump().items()
@@ -52,12 +53,7 @@ def spawn_worker(
     (store, results from the CPU child, Kafka) each kept one: two arenas cut the peak by
     ~50 MB at the same speed (bench/RESULTS.md). The container image sets the same.
     """
-    env = {
-        "MALLOC_ARENA_MAX": "2",
-        **os.environ,
-        **settings_env(settings, bootstrap),
-        **(extra_env or {}),
-    }
+    env = worker_env(settings, bootstrap, os.environ, extra_env or {})
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
@@ -66,6 +62,24 @@ def spawn_worker(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+def worker_env(
+    settings: Settings,
+    bootstrap: str,
+    environ: Mapping[str, str],
+    extra_env: Mapping[str, str],
+) -> dict[str, str]:
+    """This process's environment with the settings laid over it. A server URL in the
+    environment that the settings do not hold (the bench pins the embedded store) must not
+    reach the worker, which would land elsewhere than its parent reads."""
+    inherited = {k: v for k, v in environ.items() if k != "HOCBA_CLICKHOUSE_URL"}
+    return {
+        "MALLOC_ARENA_MAX": "2",
+        **inherited,
+        **settings_env(settings, bootstrap),
+        **extra_env,
+    }
 
 
 def stop_worker(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> int:

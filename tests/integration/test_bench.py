@@ -63,6 +63,41 @@ def test_the_bench_lands_every_record_with_mixed_key_algorithms_published_compre
     } <= set(figures)
 
 
+def test_two_workers_with_the_stage_ceilings_report_a_ratio_of_the_measured_figures() -> None:
+    """The ceilings, the ratio and the latency as the issue defines them, on a run small
+    enough for CI (its figures mean nothing; that they are computed right does)."""
+    records = 300
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--records", str(records), "--workers", "2", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert figures["landed"] == records
+    assert figures["processes"] == 3  # two verifying workers and their lander
+    assert set(figures["peak_rss_mb_by_worker"]) == {"lander", "verify0", "verify1"}
+    ceilings = figures["ceilings"]
+    assert set(ceilings) == {
+        "faust_passthrough_messages",
+        "verify_messages",
+        "fastavro_decode_records",
+        "clickhouse_parse_rows",
+        "clickhouse_stage_rows",
+        "clickhouse_insert_rows",
+    }
+    assert min(ceilings.values()) > 0
+    decode = figures["decode_ceiling_per_s"]
+    assert decode == ceilings["fastavro_decode_records"]
+    assert figures["ratio"] == pytest.approx(figures["records_per_s"] / (2 * decode), abs=0.01)
+    # from publishing, which happens before the workers start: a few seconds, not minutes
+    assert figures["latency_from"].startswith("publishing")
+    assert 0 < figures["p50_latency_s"] <= figures["p99_latency_s"] < 120
+
+
 def test_preloaded_records_fall_among_the_runs_schools_in_its_school_year(
     tmp_path: Path,
 ) -> None:

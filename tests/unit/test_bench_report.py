@@ -116,6 +116,28 @@ def test_counts_below_one_are_refused(bench: ModuleType, flag: str) -> None:
         bench.parse_args([flag, "0"])
 
 
+def test_a_negative_preload_is_refused_and_none_is_the_default(bench: ModuleType) -> None:
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--preload", "-1"])
+    assert bench.parse_args([]).preload == 0
+
+
+def test_the_runs_hocba_variables_are_recorded_keys_and_addresses_by_name(
+    bench: ModuleType,
+) -> None:
+    environ = {
+        "HOCBA_BATCH_MAX_BYTES": "16777216",
+        "HOCBA_PSEUDONYM_KEY": "secret",
+        "HOCBA_CLICKHOUSE_URL": "http://user:pass@host:8123/",
+        "PATH": "/usr/bin",
+    }
+    assert bench.hocba_variables(environ) == {
+        "HOCBA_BATCH_MAX_BYTES": "16777216",
+        "HOCBA_CLICKHOUSE_URL": "(set)",
+        "HOCBA_PSEUDONYM_KEY": "(set)",
+    }
+
+
 def test_the_machine_was_busy_and_stolen_as_its_ticks_say_between_first_and_last(
     bench: ModuleType,
 ) -> None:

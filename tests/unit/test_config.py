@@ -7,11 +7,13 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from hocba.cli.main import app
+from hocba.runner import worker_env
 from hocba.settings import Settings, pseudonym_key_problem
 
 PASSWORD = "s3cret-pw"
@@ -123,3 +125,15 @@ def test_an_unreachable_clickhouse_is_one_line() -> None:
     [line] = result.stderr.splitlines()  # the errno of "Connection refused" differs by OS
     assert line.startswith("error: cannot reach ClickHouse at 127.0.0.1:1 ([Errno ")
     assert line.endswith("Connection refused): is it up, and HOCBA_CLICKHOUSE_URL right?")
+
+
+def test_a_worker_gets_the_server_url_its_settings_hold_and_no_other(tmp_path: Path) -> None:
+    """The bench pins the embedded store whatever the environment says; a URL inherited
+    from the parent's environment would have sent its workers' records to a server."""
+    url = "http://user:pass@clickhouse.example:8123/"
+    environ = {"HOCBA_CLICKHOUSE_URL": url, "PATH": "/usr/bin"}
+    embedded = Settings(data_dir=tmp_path, clickhouse_url=None)
+    env = worker_env(embedded, "127.0.0.1:9092", environ, {})
+    assert "HOCBA_CLICKHOUSE_URL" not in env and env["PATH"] == "/usr/bin"
+    server = Settings(data_dir=tmp_path, clickhouse_url=url)  # type: ignore[arg-type]
+    assert worker_env(server, "127.0.0.1:9092", environ, {})["HOCBA_CLICKHOUSE_URL"] == url
