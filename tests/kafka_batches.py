@@ -90,6 +90,14 @@ def not_what_the_codec_makes(codec: str) -> bytearray:
     return sealed(batch[: _RECORDS_AT + (len(batch) - _RECORDS_AT) // 2])
 
 
+def with_a_crc_that_does_not_match() -> bytearray:
+    """Two readable records under a CRC that is not theirs: Apache Kafka refuses such a
+    batch from a producer, the embedded broker stores it."""
+    batch = batch_with_raw_names([(b"k%d" % i, b"v" * 100, []) for i in range(2)])
+    batch[_CRC_AT] ^= 0xFF
+    return batch
+
+
 def xerial_block_of_negative_length() -> bytearray:
     """A snappy batch in xerial's framing whose one block says it is -4 bytes long."""
     xerial = struct.pack("!" + _XERIAL_V1_FORMAT, *_XERIAL_V1_HEADER) + struct.pack("!i", -4)

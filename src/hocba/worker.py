@@ -211,8 +211,8 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         web_bind=settings.web_host,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
-        # fetch_reader dead-letters a batch it cannot read only because aiokafka checked its
-        # CRC first (a batch damaged on the way is fetched again). aiokafka decompresses a
+        # Checked, so that a batch whose CRC does not match is dead-lettered whole with that
+        # reason and its bytes (fetch_reader), not read as it is. aiokafka decompresses a
         # batch when a poll reaches it: a bounded poll bounds the records handed over at once.
         broker_check_crcs=True,
         broker_max_poll_records=settings.batch_max_messages,

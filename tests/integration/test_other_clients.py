@@ -33,6 +33,7 @@ from tests.kafka_batches import (
     batch_with_raw_names,
     not_what_the_codec_makes,
     transaction_marker,
+    with_a_crc_that_does_not_match,
     zstd_bomb,
 )
 
@@ -115,15 +116,22 @@ def test_batches_no_reader_can_read_are_dead_lettered_and_the_worker_moves_past(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     """A zstd batch of 2 GiB in 65 KB took the worker's memory at every restart; lz4 bytes
-    cut short (with a CRC made for them) stopped it at every restart."""
+    cut short (with a CRC made for them) and a CRC that does not match its batch stopped it
+    at every restart."""
     scenario, settings, messages = _ready(tmp_path)
     good = batch_with_raw_names([(m.key or b"", m.value, []) for m in messages], codec="zstd")
-    unreadable = [zstd_bomb(value_mib=2048), not_what_the_codec_makes("lz4")]
+    unreadable = [
+        zstd_bomb(value_mib=2048),
+        not_what_the_codec_makes("lz4"),
+        with_a_crc_that_does_not_match(),
+    ]
 
     async def publish() -> None:
         await create_topics(broker.bootstrap, settings)
         await _send_as_is(
-            broker.bootstrap, settings.submissions_topic, [unreadable[0], good, unreadable[1]]
+            broker.bootstrap,
+            settings.submissions_topic,
+            [unreadable[0], good, unreadable[1], unreadable[2]],
         )
 
     asyncio.run(publish())
@@ -135,6 +143,7 @@ def test_batches_no_reader_can_read_are_dead_lettered_and_the_worker_moves_past(
     assert letters == {
         ("decode.too_large", bytes(unreadable[0][CRC_FROM:])),
         ("decode.malformed", bytes(unreadable[1][CRC_FROM:])),
+        ("decode.malformed", bytes(unreadable[2][CRC_FROM:])),
     }
 
 

@@ -5,8 +5,13 @@ aiokafka reads a partition's fetched bytes in its fetcher, before Faust or any s
 sees a message, and an error there stops the consumer; the worker restarts, fetches the same
 batch and stops again. Batches that did so: one with a header name that is not UTF-8
 (`header_names`); one that decompresses to more than the worker's memory (`decompression`);
-one whose compressed bytes are not what its codec makes, with a CRC made for them. The CRC
-is still checked first, by aiokafka: a batch damaged on the way is fetched again.
+one whose compressed bytes are not what its codec makes, with a CRC made for them; one whose
+CRC does not match its bytes. aiokafka refuses the last by raising, which is no fetch again:
+the consumer stops, and every restart fetched the same bytes, since the embedded broker
+stores a batch as it was sent (Apache Kafka checks the CRC when a producer writes, so there
+a mismatch could only be damage on the way, which TCP's own checksums make rare). Such a
+batch is now read as unreadable like the others: its dead letter keeps its bytes, for
+`hocba dlq replay` if it was good after all.
 
 `read_any_batch()` installs `TolerantMemoryRecords` in aiokafka's fetcher, for every consumer
 of this process (Faust's included), and the bounded decoders. Each batch is read by
@@ -58,8 +63,8 @@ _MAGIC_AT = struct.calcsize(">qii")  # after the prefix and the partition leader
 
 class _TolerantBatch:
     """aiokafka's C batch, read again by `ReplacingBatch` after the last record it returned
-    if a header name stops it, and ended by a stand-in record if neither can read on.
-    Everything else (offsets, CRC, control flags) is the C batch's."""
+    if a header name stops it, and ended by a stand-in record if neither can read on (or
+    its CRC does not match). Everything else (offsets, control flags) is the C batch's."""
 
     def __init__(self, batch: Any, raw: memoryview, max_record_bytes: int) -> None:
         self._batch = batch
@@ -67,6 +72,12 @@ class _TolerantBatch:
         self._max_record_bytes = max_record_bytes
         self._records: Iterator[Any] | None = None
         self._last_offset = -1
+        self._crc_mismatch = False
+
+    def validate_crc(self) -> bool:
+        """Always passes, for aiokafka; a mismatch makes the batch one stand-in record."""
+        self._crc_mismatch = not self._batch.validate_crc()
+        return True
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._batch, name)
@@ -77,6 +88,8 @@ class _TolerantBatch:
     def __next__(self) -> Any:
         try:
             if self._records is None:
+                if self._crc_mismatch:
+                    raise CorruptRecordException("its CRC does not match its bytes")
                 self._records = iter(self._batch)  # aiokafka decompresses here
             try:
                 record = next(self._records)
