@@ -60,13 +60,14 @@ class Role(StrEnum):
 
 
 def raw_message(message: Any) -> RawMessage:
+    """Faust's message as the pipeline's; a record in Kafka's oldest format has no time."""
     headers = message.headers or ()
     pairs = headers.items() if isinstance(headers, dict) else headers
     return RawMessage(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        timestamp_ms=int(message.timestamp * 1000),
+        timestamp_ms=int((message.timestamp or 0) * 1000),
         key=message.key,
         value=message.value or b"",
         headers=tuple((k, bytes(v or b"")) for k, v in pairs),
