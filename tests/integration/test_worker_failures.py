@@ -56,6 +56,49 @@ def test_an_error_in_the_worker_stops_it_before_anything_is_committed(
     assert query(settings, "SELECT count() AS n FROM {db}.records") == [{"n": 0}]
 
 
+def test_batches_behind_one_that_fails_late_commit_nothing_they_did_not_land(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """Batches land and are acked in order: the second of several fails two seconds late,
+    while those behind it are prepared and staged. Whatever was committed when the worker
+    stopped, every offset below a partition's commit is landed or dead-lettered (it has
+    its audit row)."""
+    scenario = build_scenario(tmp_path / "in", records=600, provinces=("01",))
+    settings = isolated_settings(
+        tmp_path / "data",
+        trust_dir=scenario.trust_dir,
+        reference_dir=scenario.reference_dir,
+        batch_max_bytes=60_000,  # a few messages per batch: several batches in flight
+    )
+    messages = signed_messages(scenario, batch_size=20)
+    asyncio.run(publish(broker.bootstrap, settings, messages))
+    worker = spawn_worker(
+        settings,
+        broker.bootstrap,
+        tmp_path / "worker.log",
+        extra_env={
+            "PYTHONPATH": str(INJECT),
+            "HOCBA_TEST_FAIL_BATCH": "2",
+            "HOCBA_TEST_FAIL_DELAY_S": "2",
+        },
+    )
+    assert wait_exit(worker) != 0
+    lags = asyncio.run(
+        partition_lags(broker.bootstrap, settings.consumer_group, settings.submissions_topic)
+    )
+    audited = {
+        (int(row["p"]), int(row["o"]))
+        for row in query(
+            settings,
+            "SELECT kafka_partition AS p, kafka_offset AS o FROM {db}.submissions",
+        )
+    }
+    committed = {(p.partition, offset) for p in lags for offset in range(max(p.committed, 0))}
+    assert audited  # the first batch landed before the failure
+    assert committed <= audited
+    assert len(audited) < len(messages)  # the failing batch and those behind it did not
+
+
 @pytest.mark.parametrize(
     ("missing", "error"),
     [
