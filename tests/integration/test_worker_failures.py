@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from hocba.kafka.broker import EmbeddedBroker
-from hocba.kafka.lag import partition_lags
+from hocba.kafka.lag import PartitionLag, partition_lags
 from hocba.runner import spawn_worker, stop_worker
 from hocba.scenario import build_scenario, signed_messages
+from hocba.settings import Settings
 from tests.conftest import isolated_settings
 from tests.integration.harness import publish, query
 
@@ -31,12 +32,17 @@ def wait_exit(worker: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
         stop_worker(worker)
 
 
-def test_an_error_in_the_worker_stops_it_before_anything_is_committed(
-    broker: EmbeddedBroker, tmp_path: Path
-) -> None:
+def run_failing_worker(
+    broker: EmbeddedBroker, tmp_path: Path, inject: dict[str, str], **settings_: object
+) -> tuple[Settings, int, list[PartitionLag]]:
+    """600 records of one province, published; a worker that fails as `inject` says, run
+    until it stops: its settings, the messages published, and its commits."""
     scenario = build_scenario(tmp_path / "in", records=600, provinces=("01",))
     settings = isolated_settings(
-        tmp_path / "data", trust_dir=scenario.trust_dir, reference_dir=scenario.reference_dir
+        tmp_path / "data",
+        trust_dir=scenario.trust_dir,
+        reference_dir=scenario.reference_dir,
+        **settings_,
     )
     messages = signed_messages(scenario, batch_size=20)
     asyncio.run(publish(broker.bootstrap, settings, messages))
@@ -44,14 +50,21 @@ def test_an_error_in_the_worker_stops_it_before_anything_is_committed(
         settings,
         broker.bootstrap,
         tmp_path / "worker.log",
-        extra_env={"PYTHONPATH": str(INJECT), "HOCBA_TEST_FAIL_BATCH": "1"},
+        extra_env={"PYTHONPATH": str(INJECT), **inject},
     )
     assert wait_exit(worker) != 0
-    assert "a bug, injected by the test" in (tmp_path / "worker.log").read_text()
     lags = asyncio.run(
         partition_lags(broker.bootstrap, settings.consumer_group, settings.submissions_topic)
     )
-    assert sum(p.end for p in lags) == len(messages)
+    return settings, len(messages), lags
+
+
+def test_an_error_in_the_worker_stops_it_before_anything_is_committed(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    settings, published, lags = run_failing_worker(broker, tmp_path, {"HOCBA_TEST_FAIL_BATCH": "1"})
+    assert "a bug, injected by the test" in (tmp_path / "worker.log").read_text()
+    assert sum(p.end for p in lags) == published
     assert [p.committed for p in lags if p.committed > 0] == []  # nothing was landed
     assert query(settings, "SELECT count() AS n FROM {db}.records") == [{"n": 0}]
 
@@ -63,28 +76,11 @@ def test_batches_behind_one_that_fails_late_commit_nothing_they_did_not_land(
     while those behind it are prepared and staged. Whatever was committed when the worker
     stopped, every offset below a partition's commit is landed or dead-lettered (it has
     its audit row)."""
-    scenario = build_scenario(tmp_path / "in", records=600, provinces=("01",))
-    settings = isolated_settings(
-        tmp_path / "data",
-        trust_dir=scenario.trust_dir,
-        reference_dir=scenario.reference_dir,
+    settings, published, lags = run_failing_worker(
+        broker,
+        tmp_path,
+        {"HOCBA_TEST_FAIL_BATCH": "2", "HOCBA_TEST_FAIL_DELAY_S": "2"},
         batch_max_bytes=60_000,  # a few messages per batch: several batches in flight
-    )
-    messages = signed_messages(scenario, batch_size=20)
-    asyncio.run(publish(broker.bootstrap, settings, messages))
-    worker = spawn_worker(
-        settings,
-        broker.bootstrap,
-        tmp_path / "worker.log",
-        extra_env={
-            "PYTHONPATH": str(INJECT),
-            "HOCBA_TEST_FAIL_BATCH": "2",
-            "HOCBA_TEST_FAIL_DELAY_S": "2",
-        },
-    )
-    assert wait_exit(worker) != 0
-    lags = asyncio.run(
-        partition_lags(broker.bootstrap, settings.consumer_group, settings.submissions_topic)
     )
     audited = {
         (int(row["p"]), int(row["o"]))
@@ -96,7 +92,7 @@ def test_batches_behind_one_that_fails_late_commit_nothing_they_did_not_land(
     committed = {(p.partition, offset) for p in lags for offset in range(max(p.committed, 0))}
     assert audited  # the first batch landed before the failure
     assert committed <= audited
-    assert len(audited) < len(messages)  # the failing batch and those behind it did not
+    assert len(audited) < published  # the failing batch and those behind it did not
 
 
 @pytest.mark.parametrize(
