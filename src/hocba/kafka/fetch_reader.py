@@ -10,8 +10,8 @@ CRC does not match its bytes. aiokafka refuses the last by raising, which is no 
 the consumer stops, and every restart fetched the same bytes, since the embedded broker
 stores a batch as it was sent (Apache Kafka checks the CRC when a producer writes, so there
 a mismatch could only be damage on the way, which TCP's own checksums make rare). Such a
-batch is now read as unreadable like the others: its dead letter keeps its bytes, for
-`hocba dlq replay` if it was good after all.
+batch is now read as unreadable like the others: one dead letter with the batch's bytes
+(Kafka's record-batch format, which no replay can land: the vendor sends them again).
 
 `read_any_batch()` installs `TolerantMemoryRecords` in aiokafka's fetcher, for every consumer
 of this process (Faust's included), and the bounded decoders. Each batch is read by
