@@ -165,8 +165,8 @@ def test_a_listing_that_fails_keeps_the_context_says_so_and_is_tried_at_the_next
 ) -> None:
     """A file replaced while it was listed raised out of the reload timer (and, in a CPU
     child, out of the batch about to be verified). The context in force stays, the reload
-    metric says the files' may differ while they cannot be listed, and a change made
-    meanwhile is loaded at the next refresh."""
+    metric says it may differ from the files while they cannot be listed, and a change
+    made meanwhile is loaded at the next refresh."""
     trust_dir = shutil.copytree(scenario.trust_dir, tmp_path / "trust")
     loader = ContextLoader(
         isolated_settings(tmp_path, trust_dir=trust_dir, reference_dir=scenario.reference_dir)
