@@ -26,6 +26,7 @@ from hocba.pipeline.seen import RecentlySeen
 from hocba.publishing import encode_payload
 from hocba.reference.loader import load_reference_dir, write_reference_dir
 from hocba.settings import Settings
+from tests.faults import FailsOnce
 from tests.fuzz.test_fuzz_stages import World, raw
 
 pytestmark = pytest.mark.integration
@@ -212,15 +213,8 @@ def test_a_reference_copy_that_fails_at_start_is_left_to_the_first_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file replaced while it was listed (a ConfigMap swap) must not stop the start."""
-    real = lander_module.dir_fingerprint
-    swaps = [FileNotFoundError("schools.csv")]
-
-    def swapped_once(directory: Path | None) -> str:
-        if swaps:
-            raise swaps.pop()
-        return real(directory)
-
-    monkeypatch.setattr(lander_module, "dir_fingerprint", swapped_once)
+    listing = FailsOnce(lander_module.dir_fingerprint, FileNotFoundError("schools.csv"))
+    monkeypatch.setattr(lander_module, "dir_fingerprint", listing)
     world = World(tmp_path / "world")
 
     async def scenario() -> Any:
@@ -232,7 +226,7 @@ def test_a_reference_copy_that_fails_at_start_is_left_to_the_first_batch(
             await lander.stop()
 
     assert asyncio.run(scenario()).counts["records_landed"] == 1
-    assert not swaps
+    assert listing.failed
 
 
 def test_a_reference_copy_the_store_refused_is_made_at_the_next_batch(

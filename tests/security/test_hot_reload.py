@@ -31,6 +31,7 @@ from hocba.scenario import Scenario, build_scenario
 from hocba.settings import Settings
 from hocba.trust.register import RegisterEntry, add, load_register, save_register
 from tests.conftest import isolated_settings
+from tests.faults import FailsOnce
 from tests.integration.harness import load_reference, publish, query
 from tests.security.messages import SENDER, envelope, leaf_fingerprint, province_records
 
@@ -172,17 +173,10 @@ def test_a_listing_that_fails_keeps_the_context_says_so_and_is_tried_at_the_next
         isolated_settings(tmp_path, trust_dir=trust_dir, reference_dir=scenario.reference_dir)
     )
     good = loader.current()
-    real = context_module.dir_fingerprint
-    swaps = [FileNotFoundError("register.json")]
-
-    def swapped_once(path: Path | None) -> str:
-        if swaps:
-            raise swaps.pop()
-        return real(path)
-
-    monkeypatch.setattr(context_module, "dir_fingerprint", swapped_once)
+    listing = FailsOnce(context_module.dir_fingerprint, FileNotFoundError("register.json"))
+    monkeypatch.setattr(context_module, "dir_fingerprint", listing)
     assert loader.refresh() is False
-    assert not swaps
+    assert listing.failed
     assert loader.current() is good
     assert loader.reload_failed  # hocba_reload_failing: 1 while the files cannot be listed
     register = trust_dir / "register.json"
