@@ -197,19 +197,30 @@ def _thread_ticks(pid: int) -> Iterator[tuple[int, str, int]]:
 MERGE_THREAD = "MergeMutate"  # ClickHouse's name for the threads of its merge pool
 
 
+def _process_ticks(pid: int) -> int:
+    """A process's CPU time so far in clock ticks, every thread's, ended ones included."""
+    try:
+        return task_stat(Path(f"/proc/{pid}/stat").read_text())[1]
+    except OSError:  # it has ended: its time is no longer counted
+        return 0
+
+
 class ResourceWatcher:
     """Peak resident memory of each worker, its child processes included (sampled every
     200 ms: resident sizes of processes can be summed at one instant, their peaks cannot),
     and never below the kernel's own peak of the worker process (`VmHWM`), which a sample
     can miss. It samples how busy the machine is too, so that what the stages' ceilings do
-    not account for can be told apart from idle time, and how much of that ClickHouse's
-    background merges took: work no stage's ceiling includes, 9–17 % of the machine."""
+    not account for can be told apart from idle time: how much of it ClickHouse's
+    background merges took (work no stage's ceiling includes, 9–17 % of the machine), and
+    each of `processes` (the broker, the bench itself), which are not the pipeline's."""
 
-    def __init__(self, workers: dict[str, int]) -> None:
+    def __init__(self, workers: dict[str, int], processes: dict[str, int] | None = None) -> None:
         self.workers, self._stop = workers, threading.Event()
+        self.processes = processes or {}
         self.peak_kb = dict.fromkeys(workers, 0)
-        # epoch seconds, then clock ticks so far: busy, steal, total, the workers' merging
-        self.cpu: list[tuple[float, int, int, int, int]] = []
+        # epoch seconds, then clock ticks so far: busy, steal, total, the workers' merging,
+        # and each of `processes`
+        self.cpu: list[tuple[float, dict[str, int]]] = []
         self.merge_ticks = 0
         self._ticks_seen: dict[int, int] = {}  # thread id -> its CPU ticks at the last sample
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -222,7 +233,10 @@ class ResourceWatcher:
                 total = sum(_status_kb(p) for p in family)
                 self.peak_kb[name] = max(self.peak_kb[name], total)
                 self.credit(thread for p in family for thread in _thread_ticks(p))
-            self.cpu.append((time.time(), *_cpu_ticks(), self.merge_ticks))
+            busy, steal, total = _cpu_ticks()
+            ticks = {"busy": busy, "steal": steal, "total": total, "merges": self.merge_ticks}
+            ticks |= {name: _process_ticks(pid) for name, pid in self.processes.items()}
+            self.cpu.append((time.time(), ticks))
 
     def credit(self, threads: Iterable[tuple[int, str, int]]) -> None:
         """A thread's CPU time since the last sample counts as merging if the thread is one
@@ -235,16 +249,18 @@ class ResourceWatcher:
             self._ticks_seen[tid] = ticks
 
     def machine_time(self, first: datetime, last: datetime) -> dict[str, float] | None:
-        """The shares of the machine's CPU time that were busy, stolen, and spent in the
-        workers' merges between `first` and `last`; None for a run shorter than two samples."""
-        inside = [c for c in self.cpu if first.timestamp() <= c[0] <= last.timestamp()]
+        """The shares of the machine's CPU time between `first` and `last` that were busy,
+        stolen, spent in the workers' merges and in each of `processes`; None for a run
+        shorter than two samples."""
+        since, until = first.timestamp(), last.timestamp()
+        inside = [ticks for at, ticks in self.cpu if since <= at <= until]
         if len(inside) < 2:
             return None
-        (_, *start), (_, *end) = inside[0], inside[-1]
-        busy, steal, total, merges = (e - s for s, e in zip(start, end, strict=True))
+        start, end = inside[0], inside[-1]
+        total = end["total"] - start["total"]
         if not total:
             return None
-        return {"busy": busy / total, "steal": steal / total, "merges": merges / total}
+        return {name: (end[name] - start[name]) / total for name in end if name != "total"}
 
     def stop(self) -> dict[str, float]:
         """Worker name → peak MB; while the workers still run."""
@@ -542,7 +558,9 @@ def measure(args: argparse.Namespace, root: Path, console: Console) -> dict[str,
                 )
             )
         workers, ports = start_workers(settings, broker.bootstrap, args.workers, root)
-        watcher = ResourceWatcher(worker_names(workers))
+        watcher = ResourceWatcher(
+            worker_names(workers), {"broker": broker.process.pid, "bench": os.getpid()}
+        )
         publisher = None
         if args.rate > 0:
             wait_ready(ports)
@@ -685,19 +703,24 @@ def unaccounted(
     stage_share: dict[str, float], machine: dict[str, float] | None
 ) -> dict[str, float]:
     """The machine's time the ceilings do not account for: ClickHouse's background merges
-    (`clickhouse_merges`, measured from the workers' threads), `other` busy time (the
-    broker, the kernel, Python's decisions, and the stages running slower together than
-    alone), time `steal`-en by the VM's neighbours, and `idle`; one `rest` when the
-    machine's time is unknown."""
+    (`clickhouse_merges`, measured from the workers' threads), the embedded `broker` and the
+    `bench_process` itself (its sampling and polling, and its publishing when paced), both
+    measured from `/proc`, `other` busy time (the kernel's work for the workers, Python's
+    decisions, the stages running slower together than alone), time `steal`-en by the VM's
+    neighbours, and `idle`; one `rest` when the machine's time is unknown."""
     if not stage_share:
         return {}
     accounted = sum(stage_share.values())
     if machine is None:
         return {"rest": round(1 - accounted, 3)}
-    busy, steal, merges = machine["busy"], machine["steal"], machine["merges"]
-    return {
-        "clickhouse_merges": round(merges, 3),
-        "other": round(busy - accounted - merges, 3),
+    busy, steal = machine["busy"], machine["steal"]
+    measured = {
+        "clickhouse_merges": machine["merges"],
+        "broker": machine["broker"],
+        "bench_process": machine["bench"],
+    }
+    return {name: round(share, 3) for name, share in measured.items()} | {
+        "other": round(busy - accounted - sum(measured.values()), 3),
         "steal": round(steal, 3),
         "idle": round(1 - busy - steal, 3),
     }

@@ -60,7 +60,7 @@ def test_ratio_and_stage_shares_follow_the_issues_definitions(
     bench: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
-    machine = {"busy": 0.9, "steal": 0.04, "merges": 0.12}
+    machine = {"busy": 0.9, "steal": 0.04, "merges": 0.12, "broker": 0.06, "bench": 0.01}
     result = _report(bench, 1, CEILINGS, [], machine)
     assert result["records_per_s"] == 20_000
     assert result["messages_per_s"] == 600  # landed messages, not published ones
@@ -72,7 +72,9 @@ def test_ratio_and_stage_shares_follow_the_issues_definitions(
         "clickhouse_stage_rows": 0.2,
         "clickhouse_insert_rows": 0.05,
         "clickhouse_merges": 0.12,  # measured from the workers' threads, not a ceiling
-        "other": 0.44,  # busy, but in none of the stages timed alone, nor merging
+        "broker": 0.06,  # measured from its process, as the bench's own
+        "bench_process": 0.01,
+        "other": 0.37,  # busy, but in none of the stages timed alone, nor measured above
         "steal": 0.04,
         "idle": 0.06,
     }
@@ -143,16 +145,35 @@ def test_the_machine_was_busy_and_stolen_as_its_ticks_say_between_first_and_last
 ) -> None:
     watcher = bench.ResourceWatcher({})
     watcher.stop()
+    names = ("busy", "steal", "total", "merges", "broker", "bench")
     watcher.cpu = [
-        (100.0, 0, 0, 0, 0),
-        (101.0, 50, 10, 200, 5),
-        (102.0, 230, 30, 400, 45),
-        (103.0, 600, 30, 600, 90),
+        (at, dict(zip(names, ticks, strict=True)))
+        for at, ticks in [
+            (100.0, (0, 0, 0, 0, 0, 0)),
+            (101.0, (50, 10, 200, 5, 3, 1)),
+            (102.0, (230, 30, 400, 45, 19, 3)),
+            (103.0, (600, 30, 600, 90, 30, 4)),
+        ]
     ]
     first, last = (datetime.fromtimestamp(t, UTC) for t in (100.5, 102.5))
     # between the samples inside the window only: (230 - 50) / 200, (30 - 10) / 200, ...
-    assert watcher.machine_time(first, last) == {"busy": 0.9, "steal": 0.1, "merges": 0.2}
+    assert watcher.machine_time(first, last) == {
+        "busy": 0.9,
+        "steal": 0.1,
+        "merges": 0.2,
+        "broker": 0.08,
+        "bench": 0.01,
+    }
     assert watcher.machine_time(first, first) is None
+
+
+def test_a_process_cpu_time_counts_its_every_thread(bench: ModuleType) -> None:
+    before = bench._process_ticks(os.getpid())
+    spin = threading.Thread(target=lambda: _spin(0.4))  # ~40 clock ticks, on another thread
+    spin.start()
+    spin.join()
+    assert bench._process_ticks(os.getpid()) - before >= 20
+    assert bench._process_ticks(2**22 + 1) == 0  # above the kernel's largest process id
 
 
 def test_a_threads_time_counts_as_merging_while_clickhouse_names_it_so(
@@ -165,14 +186,19 @@ def test_a_threads_time_counts_as_merging_while_clickhouse_names_it_so(
     assert watcher.merge_ticks == 50 + 30 + 7
 
 
+def _spin(cpu_s: float) -> None:
+    started = time.thread_time()
+    while time.thread_time() - started < cpu_s:
+        pass
+
+
 def test_a_threads_cpu_time_is_read_from_proc(bench: ModuleType) -> None:
     def mine() -> int:
         me = threading.get_native_id()
         return next(ticks for tid, _, ticks in bench._thread_ticks(os.getpid()) if tid == me)
 
-    before, started = mine(), time.thread_time()
-    while time.thread_time() - started < 0.4:  # ~40 clock ticks of this thread's CPU
-        pass
+    before = mine()
+    _spin(0.4)  # ~40 clock ticks of this thread's CPU
     assert mine() - before >= 20
     # a thread's name may hold spaces and parentheses of its own
     name, ticks = bench.task_stat("77 (a (b) c)) S 1 77 77 0 -1 4 10 0 0 0 5 3 0 0 20 0 1")
