@@ -1,11 +1,12 @@
-"""Crash safety: SIGKILL the worker at random points, restart it, and count every record once.
+"""Crash safety: SIGKILL workers at random points, restart them, and count every record once.
 
 20,000 records in ~50-record messages, ~5 % of messages re-sent byte for byte, corrections
-(some corrected twice) published later, and a few bad messages. The worker is killed three
-times at a random moment after it is ready to consume (its ~3 s start-up is not what is
-tested), then runs until drained. At-least-once delivery plus
-idempotent landing must give: one row per record key, the latest revision for every
-corrected record, and an audit row for every published offset whose figures add up.
+(some corrected twice) published later, and a few bad messages. A worker is killed three
+times at a random moment after it has handled a batch (its ~3 s start-up is not what is
+tested), then runs until drained; in the hand-off layout the verifier is killed while it
+hands off and the lander twice while it lands. At-least-once delivery plus idempotent
+landing must give: one row per record key, the latest revision for every corrected record,
+and an audit row for every published offset whose figures add up.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,19 +74,29 @@ def wait_until_ready(log: Path, lives: int, worker: subprocess.Popen[bytes]) -> 
         time.sleep(0.1)
 
 
-def spawn(settings: Settings, bootstrap: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def spawn(
+    settings: Settings, bootstrap: str, log: Path, role: str = "all"
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    return spawn_worker(settings.model_copy(update={"web_port": port}), bootstrap, log), port
+    configured = settings.model_copy(update={"web_port": port})
+    return spawn_worker(configured, bootstrap, log, role=role), port
 
 
-def wait_until_landing(port: int, worker: subprocess.Popen[bytes]) -> None:
-    """Block until this life has handled a batch, so the kill hits work in progress."""
+LANDED_A_MESSAGE = rb"^hocba_messages_total\{.*\} [1-9]"  # a lander, or a worker that lands
+PREPARED_A_BATCH = rb"^hocba_process_seconds_count [1-9]"  # a verifier
+
+
+def wait_until_handled(
+    port: int, worker: subprocess.Popen[bytes], metric: bytes = LANDED_A_MESSAGE
+) -> None:
+    """Block until this life's `metric` says it has handled a batch, so the kill hits work
+    in progress."""
     deadline = time.monotonic() + 60
     while True:
-        assert worker.poll() is None and time.monotonic() < deadline, "never started landing"
+        assert worker.poll() is None and time.monotonic() < deadline, "never handled a batch"
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-                if re.search(rb"^hocba_messages_total\{.*\} [1-9]", r.read(), re.M):
+                if re.search(metric, r.read(), re.M):
                     return
         except OSError:
             pass
@@ -122,6 +134,35 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     )
 
 
+@dataclass(frozen=True)
+class Workload:
+    published: list[Outgoing]
+    sizes: dict[bytes, int]  # records per message value, for those whose records are read
+    corrected: int  # distinct records corrected at least once
+    corrected_twice: int
+
+
+def workload(scenario: Scenario, rng: random.Random) -> Workload:
+    good = signed_messages(scenario, batch_size=BATCH)
+    resent = rng.sample(good, len(good) // 20)
+    second, third, corrected = corrections(scenario, rng)
+    sizes = {
+        **record_counts(scenario, good),
+        **record_counts(second, later_second := signed_messages(second, batch_size=BATCH)),
+        **record_counts(third, later_third := signed_messages(third, batch_size=BATCH)),
+    }
+    bad = bad_messages(scenario, good)
+    sizes[bad[3].value] = 3  # the mixed message: one invalid record, two new students
+    published = [*good, *resent, *bad, *later_second, *later_third]
+    return Workload(published, sizes, corrected, len(third.records))
+
+
+def kill(worker: subprocess.Popen[bytes], log: Path) -> None:
+    assert worker.poll() is None, f"worker died on its own, see {log}"
+    worker.kill()
+    worker.wait()
+
+
 def test_sigkill_at_random_points_counts_every_record_once(
     broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
 ) -> None:
@@ -133,37 +174,67 @@ def test_sigkill_at_random_points_counts_every_record_once(
         cpu_processes=1,  # not the default: the child must die with its SIGKILLed worker
     )
     load_reference(settings, scenario.reference)
-    good = signed_messages(scenario, batch_size=BATCH)
-    resent = rng.sample(good, len(good) // 20)
-    second, third, corrected = corrections(scenario, rng)
-    sizes = {
-        **record_counts(scenario, good),
-        **record_counts(second, later_second := signed_messages(second, batch_size=BATCH)),
-        **record_counts(third, later_third := signed_messages(third, batch_size=BATCH)),
-    }
-    bad = bad_messages(scenario, good)
-    sizes[bad[3].value] = 3  # the mixed message: one invalid record, two new students
-    published: list[Outgoing] = [*good, *resent, *bad, *later_second, *later_third]
+    work = workload(scenario, rng)
     bootstrap, log = broker.bootstrap, tmp_path / "worker.log"
-    asyncio.run(publish(bootstrap, settings, published))
+    asyncio.run(publish(bootstrap, settings, work.published))
 
     for life in range(1, KILLS + 1):
         worker, port = spawn(settings, bootstrap, log)
         wait_until_ready(log, life, worker)
-        wait_until_landing(port, worker)
+        wait_until_handled(port, worker)
         time.sleep(rng.uniform(0.0, 0.5))  # a random point while it lands
-        assert worker.poll() is None, f"worker died on its own, see {log}"
         children = child_pids(worker.pid)
         assert children, "the worker should have started its CPU child"
-        worker.kill()
-        worker.wait()
+        kill(worker, log)
         assert_exit_soon(children)
     worker, _ = spawn(settings, bootstrap, log)
     try:
         wait_drained(settings, bootstrap, worker, timeout_s=120)
     finally:
         assert stop_worker(worker) == 0
+    assert_counted_once(settings, bootstrap, work)
 
+
+def test_sigkill_of_the_verifier_and_the_lander_counts_every_record_once(
+    broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
+) -> None:
+    """The hand-off layout (DESIGN.md §5). A verifier killed while it hands off has not
+    committed what it handed off, and hands it off again; the lander then meets each of
+    those messages twice, and must land and count their records once."""
+    rng = random.Random(SEED + 1)
+    settings = isolated_settings(
+        tmp_path / "data",
+        trust_dir=scenario.trust_dir,
+        reference_dir=scenario.reference_dir,
+        batch_max_messages=20,  # ~20 batches a pass: each kill falls well inside the topic
+    )
+    load_reference(settings, scenario.reference)
+    work = workload(scenario, rng)
+    bootstrap = broker.bootstrap
+    lander_log, verifier_log = tmp_path / "lander.log", tmp_path / "verify.log"
+    asyncio.run(publish(bootstrap, settings, work.published))
+
+    lander, lander_port = spawn(settings, bootstrap, lander_log, role="land")
+    verifier, verifier_port = spawn(settings, bootstrap, verifier_log, role="verify")
+    wait_until_handled(verifier_port, verifier, PREPARED_A_BATCH)
+    time.sleep(rng.uniform(0.0, 0.1))  # a random point while it hands off
+    kill(verifier, verifier_log)
+    verifier, _ = spawn(settings, bootstrap, verifier_log, role="verify")
+    for _ in range(2):
+        wait_until_handled(lander_port, lander)
+        time.sleep(rng.uniform(0.0, 0.5))  # a random point while it lands
+        kill(lander, lander_log)
+        lander, lander_port = spawn(settings, bootstrap, lander_log, role="land")
+    try:
+        wait_drained(settings, bootstrap, [lander, verifier], handoff=True, timeout_s=180)
+    finally:
+        assert [stop_worker(w) for w in (verifier, lander)] == [0, 0]
+    handed_off = asyncio.run(read_topic(bootstrap, settings.landing_topic))
+    assert len(handed_off) > len(work.published), "the kill hit no uncommitted hand-off"
+    assert_counted_once(settings, bootstrap, work)
+
+
+def assert_counted_once(settings: Settings, bootstrap: str, work: Workload) -> None:
     keys = RECORDS + 2  # the mixed bad message lands two new students
     landed = query(
         settings,
@@ -176,9 +247,9 @@ def test_sigkill_at_random_points_counts_every_record_once(
         settings, "SELECT revision, count() AS n FROM {db}.records FINAL GROUP BY revision"
     )
     assert {r["revision"]: r["n"] for r in revisions} == {
-        1: keys - corrected,
-        2: corrected - len(third.records),
-        3: len(third.records),
+        1: keys - work.corrected,
+        2: work.corrected - work.corrected_twice,
+        3: work.corrected_twice,
     }
 
     audit = query(
@@ -189,11 +260,12 @@ def test_sigkill_at_random_points_counts_every_record_once(
         " received_at) AS accounted"
         " FROM {db}.submissions GROUP BY kafka_partition, kafka_offset",
     )
+    published = work.published
     assert len(audit) == len(published)  # every published offset was seen, re-seen is fine
     assert max(a["seen"] for a in audit) > 1, "no kill hit landed-but-uncommitted work"
     assert all(a["total"] == a["accounted"] for a in audit)
     # garbage and the tampered message are rejected before their records are read
-    assert sum(a["total"] for a in audit) == sum(sizes.get(m.value, 0) for m in published)
+    assert sum(a["total"] for a in audit) == sum(work.sizes.get(m.value, 0) for m in published)
     outcomes = Counter(a["outcome"] for a in audit)
     # Garbage and the tampered message are dead-lettered. The mixed one is partial, unless a
     # kill fell between its records' insert and its audit row: the retry, the first to be
