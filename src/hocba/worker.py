@@ -300,9 +300,15 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
 
         def crash_on_error(delivery: asyncio.Task[None]) -> None:
             """Stop the worker at once: the loop below would see the error only when the
-            next take arrives, at the end of a burst never, and the worker would sit idle."""
-            if not delivery.cancelled() and (error := delivery.exception()) is not None:
-                app.add_future(app.crash(error))
+            next take arrives, at the end of a burst never, and the worker would sit idle.
+            A delivery cancelled while the app runs too: each delivery waits for the one
+            before it, so every batch behind it would end cancelled, unacked, and silent."""
+            if not delivery.cancelled():
+                if (error := delivery.exception()) is not None:
+                    app.add_future(app.crash(error))
+            elif not app.should_stop:  # stopping cancels the deliveries in flight
+                cancelled = RuntimeError("a batch's delivery was cancelled while the worker ran")
+                app.add_future(app.crash(cancelled))
 
         batches = 0
 

@@ -69,6 +69,21 @@ def test_an_error_in_the_worker_stops_it_before_anything_is_committed(
     assert query(settings, "SELECT count() AS n FROM {db}.records") == [{"n": 0}]
 
 
+def test_a_batch_cancelled_while_the_worker_runs_stops_it_rather_than_every_batch_behind(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """Each batch's delivery waits for the one before it: one cancelled would cancel all
+    the rest, none acked, and the worker would sit there consuming nothing."""
+    inject = {"HOCBA_TEST_FAIL_BATCH": "1", "HOCBA_TEST_FAIL_CANCELLED": "1"}
+    settings, published, lags = run_failing_worker(broker, tmp_path, inject)
+    assert "a batch's delivery was cancelled while the worker ran" in (
+        (tmp_path / "worker.log").read_text()
+    )
+    assert sum(p.end for p in lags) == published
+    assert [p.committed for p in lags if p.committed > 0] == []
+    assert query(settings, "SELECT count() AS n FROM {db}.records") == [{"n": 0}]
+
+
 def test_batches_behind_one_that_fails_late_commit_nothing_they_did_not_land(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:

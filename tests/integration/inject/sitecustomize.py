@@ -1,7 +1,8 @@
 """Loaded by a worker process started with this directory on PYTHONPATH (Python imports
 `sitecustomize` at start): the Nth batch's CPU stage raises, as a bug would, so a test can
 watch what the worker does with an error that is not the input's fault; after
-HOCBA_TEST_FAIL_DELAY_S seconds if set, while the batches behind it go ahead."""
+HOCBA_TEST_FAIL_DELAY_S seconds if set, while the batches behind it go ahead. With
+HOCBA_TEST_FAIL_CANCELLED set it ends cancelled instead, as if something had cancelled it."""
 
 import asyncio
 import os
@@ -18,6 +19,8 @@ async def _prepare_or_fail(self, messages, *rest):  # type: ignore[no-untyped-de
     _batches += 1
     if _batches == _failing_batch:
         await asyncio.sleep(float(os.environ.get("HOCBA_TEST_FAIL_DELAY_S", "0")))
+        if os.environ.get("HOCBA_TEST_FAIL_CANCELLED"):
+            raise asyncio.CancelledError
         raise RuntimeError("a bug, injected by the test")
     return await _prepare(self, messages, *rest)
 
