@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from hocba.context import dir_fingerprint
 from hocba.kafka.lag import PartitionLag
 from hocba.trust.store import load_crls, past_next_update
 
@@ -114,11 +116,18 @@ class Metrics:
             self.lag.labels(str(p.partition)).set(p.lag)
 
     def watch_crls(self, trust_dir: Path, clock: Callable[[], datetime] = _utc_now) -> None:
-        """Judged at each scrape by `clock` (a parameter so that tests can move time)."""
+        """Judged at each scrape by `clock` (a parameter so that tests can move time). The
+        files are parsed again only when they change: a scrape runs on the worker's event
+        loop, and a CRL can list hundreds of thousands of revoked certificates."""
+        parsed: dict[str, tuple[x509.CertificateRevocationList, ...]] = {}  # by fingerprint
 
         def stale() -> float:
             try:
-                return len(past_next_update(load_crls(trust_dir), clock()))
+                fingerprint = dir_fingerprint(trust_dir / "crls")
+                if fingerprint not in parsed:
+                    parsed.clear()
+                    parsed[fingerprint] = load_crls(trust_dir)
+                return len(past_next_update(parsed[fingerprint], clock()))
             except (OSError, ValueError):  # an unreadable CRL is the reload's to report
                 return math.nan
 

@@ -7,12 +7,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from hocba import metrics as metrics_module
 from hocba.metrics import Metrics
+from hocba.trust.store import load_crls
 
 
 def _sample(metrics: Metrics, name: str) -> float:
@@ -62,3 +65,24 @@ def test_a_crl_going_stale_shows_without_any_file_changing(tmp_path: Path) -> No
     assert _sample(metrics, "hocba_crls_past_next_update") == 1
     (tmp_path / "crls" / "fresh.crl").write_bytes(b"half a file")
     assert math.isnan(_sample(metrics, "hocba_crls_past_next_update"))
+
+
+def test_crls_are_parsed_again_only_when_their_files_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parses: list[Path] = []
+
+    def counted(trust_dir: Path) -> tuple[x509.CertificateRevocationList, ...]:
+        parses.append(trust_dir)
+        return load_crls(trust_dir)
+
+    monkeypatch.setattr(metrics_module, "load_crls", counted)
+    metrics = Metrics()
+    now = datetime.now(UTC)
+    _crl(tmp_path / "crls", "due", now - timedelta(hours=1))
+    metrics.watch_crls(tmp_path)
+    assert [_sample(metrics, "hocba_crls_past_next_update") for _ in range(3)] == [1, 1, 1]
+    assert len(parses) == 1
+    _crl(tmp_path / "crls", "also_due", now - timedelta(hours=2))
+    assert _sample(metrics, "hocba_crls_past_next_update") == 2
+    assert len(parses) == 2
