@@ -1,7 +1,7 @@
 """The lander stages a batch while the one before it lands (two stores, two threads).
 
-Through the real `Lander` and chDB; the DLQ producer is a list, since no dead letter is
-expected here and the DLQ's delivery is tested through the broker elsewhere.
+Through the real `Lander` and chDB; the DLQ producer is a list: the dead letters' delivery
+through the broker is tested elsewhere, and here only a send that fails once.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from hocba import lander as lander_module
 from hocba.backoff import Backpressure
@@ -375,3 +376,36 @@ def test_an_audit_insert_whose_reply_was_lost_is_not_written_twice(tmp_path: Pat
     _, rows, world = land_with_a_faulty_store(tmp_path, lose_one_reply, sql)
     assert not lost  # the reply was lost once
     assert rows == [{"n": len(world.valid)}]
+
+
+def test_dead_letters_whose_send_failed_are_sent_again_without_deciding_again(
+    tmp_path: Path,
+) -> None:
+    """The DLQ's broker did not answer: the batch waits (back-pressure, so the worker acks
+    nothing) and the letters are sent again; landing is not retried, which would find the
+    batch audited and its messages decided on already."""
+    world = World(tmp_path / "world")
+    sql = "SELECT outcome, count() AS n FROM hocba.submissions GROUP BY outcome"
+
+    async def scenario() -> tuple[Any, Letters, list[dict[str, Any]]]:
+        lander = _lander(world, tmp_path / "state", reference_dir=_schools_unknown(world, tmp_path))
+        letters = lander.producer
+        out = FailsOnce(letters.send_and_wait, KafkaConnectionError("the DLQ's broker is out"))
+        letters.send_and_wait = out
+        try:
+            landing = asyncio.ensure_future(lander.land(_batch(world, world.scenario.records[0])))
+            for _ in range(1200):  # a guard against a hang, not a time
+                if lander.backpressure.active or landing.done():
+                    break
+                await asyncio.sleep(0.01)
+            assert out.failed and lander.backpressure.active and not landing.done()
+            result = await landing
+            return result, letters, await lander.read(sql, {})
+        finally:
+            await lander.stop()
+
+    result, letters, audit = asyncio.run(scenario())
+    codes = [dict(d.headers)["hocba.error.code"] for d in result.dead_letters]
+    assert codes == [b"enrich.unknown_school"]
+    assert len(letters.sent) == 1  # sent once it could be
+    assert audit == [{"outcome": "dead_lettered", "n": 1}]
