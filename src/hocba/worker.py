@@ -297,6 +297,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
         """
         stream = stream.noack()
         in_flight: deque[asyncio.Task[None]] = deque()
+        stopping = False  # the deliveries still in flight are cancelled below
 
         def crash_on_error(delivery: asyncio.Task[None]) -> None:
             """Stop the worker at once: the loop below would see the error only when the
@@ -306,7 +307,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
             if not delivery.cancelled():
                 if (error := delivery.exception()) is not None:
                     app.add_future(app.crash(error))
-            elif not app.should_stop:  # stopping cancels the deliveries in flight
+            elif not (stopping or app.should_stop):  # Faust stopping cancels the one awaited
                 cancelled = RuntimeError("a batch's delivery was cancelled while the worker ran")
                 app.add_future(app.crash(cancelled))
 
@@ -350,6 +351,7 @@ def create_app(settings: Settings, bootstrap: str, role: Role = Role.ALL) -> fau
             while in_flight:
                 await in_flight.popleft()
         finally:
+            stopping = True
             for delivery in in_flight:
                 delivery.cancel()
             if lander is not None:
