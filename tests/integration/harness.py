@@ -23,6 +23,9 @@ from hocba.settings import Settings
 from hocba.store.factory import opened_store
 from tests.conftest import isolated_settings
 
+# On a worker's PYTHONPATH: its `sitecustomize` changes what each batch does (its docstring)
+INJECT = Path(__file__).parent / "inject"
+
 
 @dataclass(frozen=True)
 class Run:
@@ -135,7 +138,15 @@ def rows_landed_again(settings: Settings) -> int:
     return landed_again
 
 
-__all__ = ["Run", "load_reference", "query", "replace", "rows_landed_again", "run_pipeline"]
+__all__ = [
+    "INJECT",
+    "Run",
+    "load_reference",
+    "query",
+    "replace",
+    "rows_landed_again",
+    "run_pipeline",
+]
 
 
 @contextlib.contextmanager

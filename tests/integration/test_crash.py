@@ -1,4 +1,5 @@
-"""Crash safety: SIGKILL workers at random points, restart them, and count every record once.
+"""Crash and rebalance safety: SIGKILL workers at random points, restart them, or have a
+verifier join mid-topic, and count every record once.
 
 20,000 records in ~50-record messages, ~5 % of messages re-sent byte for byte, corrections
 (some corrected twice) published later, and a few bad messages. A worker is killed three
@@ -6,7 +7,8 @@ times at a random moment after it has handled a batch (its ~3 s start-up is not 
 tested), then runs until drained; in the hand-off layout the verifier is killed while it
 hands off and the lander twice while it lands. At-least-once delivery plus idempotent
 landing must give: one row per record key, the latest revision for every corrected record,
-and an audit row for every published offset whose figures add up.
+and an audit row for every published offset whose figures add up. A verifier that joins
+while another has batches in flight takes partitions from it mid-batch.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from hocba.settings import Settings
 from hocba.store.chdb_store import ChdbStore
 from hocba.synth import make_correction
 from tests.conftest import isolated_settings
-from tests.integration.harness import load_reference, publish, query, rows_landed_again
+from tests.integration.harness import (
+    INJECT,
+    load_reference,
+    publish,
+    query,
+    rows_landed_again,
+)
 
 pytestmark = pytest.mark.integration
 RECORDS = 20_000
@@ -75,31 +83,37 @@ def wait_until_ready(log: Path, lives: int, worker: subprocess.Popen[bytes]) -> 
 
 
 def spawn(
-    settings: Settings, bootstrap: str, log: Path, role: str = "all"
+    settings: Settings,
+    bootstrap: str,
+    log: Path,
+    role: str = "all",
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     configured = settings.model_copy(update={"web_port": port})
-    return spawn_worker(configured, bootstrap, log, role=role), port
+    return spawn_worker(configured, bootstrap, log, extra_env, role), port
 
 
 LANDED_A_MESSAGE = rb"^hocba_messages_total\{.*\} [1-9]"  # a lander, or a worker that lands
 PREPARED_A_BATCH = rb"^hocba_process_seconds_count [1-9]"  # a verifier
 
 
+def handled(port: int, metric: bytes = LANDED_A_MESSAGE) -> bool:
+    """Whether the worker on `port` says, by `metric`, that it has handled a batch."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            return re.search(metric, r.read(), re.M) is not None
+    except OSError:  # not listening yet
+        return False
+
+
 def wait_until_handled(
     port: int, worker: subprocess.Popen[bytes], metric: bytes = LANDED_A_MESSAGE
 ) -> None:
-    """Block until this life's `metric` says it has handled a batch, so the kill hits work
-    in progress."""
+    """Block until this life has handled a batch, so the kill hits work in progress."""
     deadline = time.monotonic() + 60
-    while True:
+    while not handled(port, metric):
         assert worker.poll() is None and time.monotonic() < deadline, "never handled a batch"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-                if re.search(metric, r.read(), re.M):
-                    return
-        except OSError:
-            pass
         time.sleep(0.05)
 
 
@@ -157,6 +171,27 @@ def workload(scenario: Scenario, rng: random.Random) -> Workload:
     return Workload(published, sizes, corrected, len(third.records))
 
 
+def published(
+    broker: EmbeddedBroker,
+    scenario: Scenario,
+    tmp_path: Path,
+    rng: random.Random,
+    **overrides: object,
+) -> tuple[Settings, Workload]:
+    """The workload, published; and settings (`overrides` laid over a test's own) whose store
+    holds the scenario's reference data."""
+    settings = isolated_settings(
+        tmp_path / "data",
+        trust_dir=scenario.trust_dir,
+        reference_dir=scenario.reference_dir,
+        **overrides,
+    )
+    load_reference(settings, scenario.reference)
+    work = workload(scenario, rng)
+    asyncio.run(publish(broker.bootstrap, settings, work.published))
+    return settings, work
+
+
 def kill(worker: subprocess.Popen[bytes], log: Path) -> None:
     assert worker.poll() is None, f"worker died on its own, see {log}"
     worker.kill()
@@ -167,22 +202,16 @@ def test_sigkill_at_random_points_counts_every_record_once(
     broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
-    settings = isolated_settings(
-        tmp_path / "data",
-        trust_dir=scenario.trust_dir,
-        reference_dir=scenario.reference_dir,
-        cpu_processes=1,  # not the default: the child must die with its SIGKILLed worker
-    )
-    load_reference(settings, scenario.reference)
-    work = workload(scenario, rng)
+    # not the default: the child must die with its SIGKILLed worker
+    settings, work = published(broker, scenario, tmp_path, rng, cpu_processes=1)
     bootstrap, log = broker.bootstrap, tmp_path / "worker.log"
-    asyncio.run(publish(bootstrap, settings, work.published))
 
     for life in range(1, KILLS + 1):
         worker, port = spawn(settings, bootstrap, log)
         wait_until_ready(log, life, worker)
         wait_until_handled(port, worker)
         time.sleep(rng.uniform(0.0, 0.5))  # a random point while it lands
+        assert worker.poll() is None, f"worker died on its own, see {log}"
         children = child_pids(worker.pid)
         assert children, "the worker should have started its CPU child"
         kill(worker, log)
@@ -192,6 +221,7 @@ def test_sigkill_at_random_points_counts_every_record_once(
         wait_drained(settings, bootstrap, worker, timeout_s=120)
     finally:
         assert stop_worker(worker) == 0
+    assert landed_twice(settings), "no kill hit landed-but-uncommitted work"
     assert_counted_once(settings, bootstrap, work)
 
 
@@ -202,36 +232,72 @@ def test_sigkill_of_the_verifier_and_the_lander_counts_every_record_once(
     committed what it handed off, and hands it off again; the lander then meets each of
     those messages twice, and must land and count their records once."""
     rng = random.Random(SEED + 1)
-    settings = isolated_settings(
-        tmp_path / "data",
-        trust_dir=scenario.trust_dir,
-        reference_dir=scenario.reference_dir,
-        batch_max_messages=20,  # ~20 batches a pass: each kill falls well inside the topic
-    )
-    load_reference(settings, scenario.reference)
-    work = workload(scenario, rng)
+    # ~20 batches a pass: each kill falls well inside the topic
+    settings, work = published(broker, scenario, tmp_path, rng, batch_max_messages=20)
     bootstrap = broker.bootstrap
     lander_log, verifier_log = tmp_path / "lander.log", tmp_path / "verify.log"
-    asyncio.run(publish(bootstrap, settings, work.published))
 
-    lander, lander_port = spawn(settings, bootstrap, lander_log, role="land")
-    verifier, verifier_port = spawn(settings, bootstrap, verifier_log, role="verify")
-    wait_until_handled(verifier_port, verifier, PREPARED_A_BATCH)
-    time.sleep(rng.uniform(0.0, 0.1))  # a random point while it hands off
-    kill(verifier, verifier_log)
-    verifier, _ = spawn(settings, bootstrap, verifier_log, role="verify")
-    for _ in range(2):
-        wait_until_handled(lander_port, lander)
-        time.sleep(rng.uniform(0.0, 0.5))  # a random point while it lands
-        kill(lander, lander_log)
-        lander, lander_port = spawn(settings, bootstrap, lander_log, role="land")
+    workers: dict[str, subprocess.Popen[bytes]] = {}  # those alive, stopped at the end
     try:
-        wait_drained(settings, bootstrap, [lander, verifier], handoff=True, timeout_s=180)
+        workers["lander"], lander_port = spawn(settings, bootstrap, lander_log, "land")
+        workers["verifier"], verifier_port = spawn(settings, bootstrap, verifier_log, "verify")
+        wait_until_handled(verifier_port, workers["verifier"], PREPARED_A_BATCH)
+        time.sleep(rng.uniform(0.0, 0.1))  # a random point while it hands off
+        kill(workers.pop("verifier"), verifier_log)
+        workers["verifier"], _ = spawn(settings, bootstrap, verifier_log, "verify")
+        for _ in range(2):
+            wait_until_handled(lander_port, workers["lander"])
+            time.sleep(rng.uniform(0.0, 0.5))  # a random point while it lands
+            kill(workers.pop("lander"), lander_log)
+            workers["lander"], lander_port = spawn(settings, bootstrap, lander_log, "land")
+        wait_drained(settings, bootstrap, list(workers.values()), handoff=True, timeout_s=180)
     finally:
-        assert [stop_worker(w) for w in (verifier, lander)] == [0, 0]
+        exit_codes = {role: stop_worker(worker) for role, worker in workers.items()}
+    assert exit_codes == {"verifier": 0, "lander": 0}
     handed_off = asyncio.run(read_topic(bootstrap, settings.landing_topic))
     assert len(handed_off) > len(work.published), "the kill hit no uncommitted hand-off"
+    assert landed_twice(settings), "no kill hit landed-but-uncommitted work"
     assert_counted_once(settings, bootstrap, work)
+
+
+def test_a_verifier_joining_while_batches_are_in_flight_counts_every_record_once(
+    broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
+) -> None:
+    """The partitions the second verifier takes are revoked from the first mid-topic, with
+    batches of them prepared, handed off in part, not yet committed: the second verifies
+    and hands off again what the first had not committed."""
+    settings, work = published(
+        broker, scenario, tmp_path, random.Random(SEED + 2), batch_max_messages=5
+    )
+    bootstrap = broker.bootstrap
+    # ~200 batches of 0.05 s more each: ~10 s for one verifier, long enough for a second
+    # to start and join while the first is busy
+    slow = {"PYTHONPATH": str(INJECT), "HOCBA_TEST_BATCH_DELAY_S": "0.05"}
+    workers: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        workers["lander"], _ = spawn(settings, bootstrap, tmp_path / "lander.log", "land")
+        log = tmp_path / "verify0.log"
+        workers["first"], first_port = spawn(settings, bootstrap, log, "verify", slow)
+        wait_until_handled(first_port, workers["first"], PREPARED_A_BATCH)
+        log = tmp_path / "verify1.log"
+        workers["second"], second_port = spawn(settings, bootstrap, log, "verify", slow)
+        wait_drained(settings, bootstrap, list(workers.values()), handoff=True, timeout_s=180)
+        took_part = handled(second_port, PREPARED_A_BATCH)
+    finally:
+        exit_codes = {role: stop_worker(worker) for role, worker in workers.items()}
+    assert exit_codes == {"lander": 0, "first": 0, "second": 0}
+    assert took_part, "the second verifier joined once the first had verified everything"
+    assert_counted_once(settings, bootstrap, work)
+
+
+def landed_twice(settings: Settings) -> bool:
+    """Whether some message was landed (audited) twice: work done again after a kill."""
+    rows = query(
+        settings,
+        "SELECT max(seen) > 1 AS twice FROM (SELECT count() AS seen FROM {db}.submissions"
+        " GROUP BY kafka_partition, kafka_offset)",
+    )
+    return bool(rows[0]["twice"])
 
 
 def assert_counted_once(settings: Settings, bootstrap: str, work: Workload) -> None:
@@ -262,7 +328,6 @@ def assert_counted_once(settings: Settings, bootstrap: str, work: Workload) -> N
     )
     published = work.published
     assert len(audit) == len(published)  # every published offset was seen, re-seen is fine
-    assert max(a["seen"] for a in audit) > 1, "no kill hit landed-but-uncommitted work"
     assert all(a["total"] == a["accounted"] for a in audit)
     # garbage and the tampered message are rejected before their records are read
     assert sum(a["total"] for a in audit) == sum(work.sizes.get(m.value, 0) for m in published)

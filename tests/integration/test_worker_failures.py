@@ -18,11 +18,9 @@ from hocba.runner import spawn_worker, stop_worker
 from hocba.scenario import build_scenario, signed_messages
 from hocba.settings import Settings
 from tests.conftest import isolated_settings
-from tests.integration.harness import publish, query
+from tests.integration.harness import INJECT, publish, query
 
 pytestmark = pytest.mark.integration
-
-INJECT = Path(__file__).parent / "inject"
 
 
 def wait_exit(worker: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
