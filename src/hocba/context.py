@@ -7,14 +7,12 @@ trust store or reference file keeps the last good context and says so loudly.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
+from hocba.fingerprint import dir_fingerprint
 from hocba.pipeline.codec import load_registry
 from hocba.pipeline.process import PipelineContext
 from hocba.pipeline.verify import Verifier
@@ -23,18 +21,6 @@ from hocba.settings import Settings
 from hocba.trust.store import load_trust_store
 
 log = logging.getLogger("hocba.context")
-
-
-def dir_fingerprint(path: Path | None) -> str:
-    """Names, sizes and mtimes of every file below `path`: changes when any file does."""
-    if path is None or not path.exists():
-        return ""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        stat = file.stat()
-        # the name as the file system holds it: a name that is not UTF-8 must not raise
-        digest.update(os.fsencode(file) + f":{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 class ContextLoader:

@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any
 
 from hocba.backoff import Backpressure, retry_outage
-from hocba.context import dir_fingerprint
+from hocba.fingerprint import dir_fingerprint
 from hocba.landing import (
     LandResult,
     RecordStage,

@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from hocba.context import dir_fingerprint
+from hocba.fingerprint import dir_fingerprint
 from hocba.kafka.lag import PartitionLag
 from hocba.trust.store import load_crls, past_next_update
 

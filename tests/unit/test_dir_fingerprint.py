@@ -1,11 +1,11 @@
-"""`context.dir_fingerprint`: what tells a worker that trust or reference files changed."""
+"""`fingerprint.dir_fingerprint`: what tells a worker that trust or reference files changed."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from hocba.context import dir_fingerprint
+from hocba.fingerprint import dir_fingerprint
 
 
 def test_it_changes_when_a_file_changes_and_not_otherwise(tmp_path: Path) -> None:
