@@ -13,11 +13,14 @@ import itertools
 import struct
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from hocba.kafka.broker import EmbeddedBroker
+from hocba.kafka.clients import tool_consumer
+from hocba.kafka.lag import true_end_offsets
 from hocba.kafka.producer import Outgoing, bulk_producer, send_all
 from hocba.scenario import Scenario, build_scenario, signed_messages
 from hocba.settings import Settings
@@ -175,3 +178,37 @@ def test_offsets_after_a_partitions_first_record_that_hold_no_message_are_commit
     assert query(settings, LANDED) == [{"n": len(scenario.records)}]
     expected = [] if skipped == "transaction markers" else [bytes(gap[0][CRC_FROM:])]
     assert [d.value[CRC_FROM:] for d in run.dead_letters] == expected
+
+
+def test_the_end_of_a_partition_whose_last_batch_is_a_transaction_marker_is_read_at_once(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """Every transaction ends in a marker, which a consumer reads past but never gets: the
+    end was confirmed only by a record returned, so each look at the lag of such a
+    partition (`hocba lag`, the worker's metric) waited out all of its 20 fetches."""
+    _, settings, messages = _ready(tmp_path)
+    topic = settings.submissions_topic
+    data = [batch_with_raw_names([(m.key or b"", m.value, [])]) for m in messages[:3]]
+
+    async def ends_and_fetches() -> tuple[dict[TopicPartition, int], int]:
+        await create_topics(broker.bootstrap, settings)
+        await _send_as_is(broker.bootstrap, topic, [*data, transaction_marker(commit=True)])
+        consumer = tool_consumer(broker.bootstrap)
+        await consumer.start()
+        fetches = 0
+        getmany = consumer.getmany
+
+        async def counted(*partitions: TopicPartition, timeout_ms: int) -> Any:
+            nonlocal fetches
+            fetches += 1
+            return await getmany(*partitions, timeout_ms=timeout_ms)
+
+        consumer.getmany = counted  # type: ignore[method-assign]
+        try:
+            return await true_end_offsets(consumer, [TopicPartition(topic, 0)]), fetches
+        finally:
+            await consumer.stop()
+
+    ends, fetches = asyncio.run(ends_and_fetches())
+    assert ends == {TopicPartition(topic, 0): 4}  # three records, then the marker
+    assert fetches < 20

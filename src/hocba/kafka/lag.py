@@ -74,8 +74,10 @@ async def true_end_offsets(
     """Log-end offsets, confirmed by reading the last batch.
 
     The embedded broker (Tansu 0.6) answers ListOffsets(latest) with the last *batch's* base
-    offset + 1, not the last record's. Reading from that offset − 1 returns the whole last
-    batch, whose highest offset + 1 is the true end; on Apache Kafka the two agree.
+    offset + 1, not the last record's. Reading from that offset − 1 reads the whole last
+    batch, after which the consumer's position is the true end; on Apache Kafka the two
+    agree. The position, not the last record returned: a transaction's marker, the last
+    batch of a partition after every transaction, is read past but never returned.
     """
     reported = await consumer.end_offsets(tps) if tps else {}
     ends = dict(reported)
@@ -89,10 +91,11 @@ async def true_end_offsets(
     for _ in range(20):
         if not pending:
             break
-        fetched = await consumer.getmany(*pending, timeout_ms=250)
-        for tp, records in fetched.items():
-            if records:
-                ends[tp] = max(ends[tp], records[-1].offset + 1)
+        await consumer.getmany(*pending, timeout_ms=250)
+        for tp in list(pending):
+            position = await consumer.position(tp)
+            if position >= reported[tp]:
+                ends[tp] = position
                 pending.discard(tp)
     return ends
 
