@@ -197,12 +197,13 @@ def _thread_ticks(pid: int) -> Iterator[tuple[int, str, int]]:
 MERGE_THREAD = "MergeMutate"  # ClickHouse's name for the threads of its merge pool
 
 
-def _process_ticks(pid: int) -> int:
-    """A process's CPU time so far in clock ticks, every thread's, ended ones included."""
+def _process_ticks(pid: int) -> int | None:
+    """A process's CPU time so far in clock ticks, every thread's, ended ones included;
+    None once the process has ended."""
     try:
         return task_stat(Path(f"/proc/{pid}/stat").read_text())[1]
-    except OSError:  # it has ended: its time is no longer counted
-        return 0
+    except OSError:
+        return None
 
 
 class ResourceWatcher:
@@ -214,9 +215,10 @@ class ResourceWatcher:
     background merges took (work no stage's ceiling includes, 9–17 % of the machine), and
     each of `processes` (the broker, the bench itself), which are not the pipeline's."""
 
-    def __init__(self, workers: dict[str, int], processes: dict[str, int] | None = None) -> None:
+    def __init__(self, workers: dict[str, int], processes: dict[str, int]) -> None:
         self.workers, self._stop = workers, threading.Event()
-        self.processes = processes or {}
+        self.processes = processes
+        self._process_seen = dict.fromkeys(processes, 0)  # ticks at the last sample it ran
         self.peak_kb = dict.fromkeys(workers, 0)
         # epoch seconds, then clock ticks so far: busy, steal, total, the workers' merging,
         # and each of `processes`
@@ -235,7 +237,9 @@ class ResourceWatcher:
                 self.credit(thread for p in family for thread in _thread_ticks(p))
             busy, steal, total = _cpu_ticks()
             ticks = {"busy": busy, "steal": steal, "total": total, "merges": self.merge_ticks}
-            ticks |= {name: _process_ticks(pid) for name, pid in self.processes.items()}
+            for name, pid in self.processes.items():  # one that ended keeps its last count
+                self._process_seen[name] = _process_ticks(pid) or self._process_seen[name]
+            ticks |= self._process_seen
             self.cpu.append((time.time(), ticks))
 
     def credit(self, threads: Iterable[tuple[int, str, int]]) -> None:
@@ -489,6 +493,21 @@ def environment() -> dict[str, Any]:
     }
 
 
+ALLOCATOR_VARIABLES = ("JE_MALLOC_CONF", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")
+
+
+def allocator_variables(pid: int) -> dict[str, str]:
+    """The allocator settings (chDB's jemalloc, glibc's malloc) process `pid` started with:
+    they change its speed and peak, and the workers get defaults of their own
+    (`runner.worker_env`, `store.chdb_store`) unless the environment sets them."""
+    try:
+        entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return {}
+    started_with = dict(e.decode(errors="replace").split("=", 1) for e in entries if b"=" in e)
+    return {name: started_with[name] for name in ALLOCATOR_VARIABLES if name in started_with}
+
+
 def hocba_variables(environ: Mapping[str, str]) -> dict[str, str]:
     """The `HOCBA_*` settings the run's workers read besides the bench's own: they change
     what is measured. Keys and addresses are named, not shown."""
@@ -558,6 +577,7 @@ def measure(args: argparse.Namespace, root: Path, console: Console) -> dict[str,
                 )
             )
         workers, ports = start_workers(settings, broker.bootstrap, args.workers, root)
+        allocators = allocator_variables(workers[0].pid)
         watcher = ResourceWatcher(
             worker_names(workers), {"broker": broker.process.pid, "bench": os.getpid()}
         )
@@ -610,7 +630,10 @@ def measure(args: argparse.Namespace, root: Path, console: Console) -> dict[str,
         )
     machine = watcher.machine_time(figures["first"], figures["last"])
     result = report(args, len(messages), figures, sums, stage_ceilings, peaks_mb, machine)
-    return result | {"ceilings_on_one_core": pinned, "environment": environment()}
+    return result | {
+        "ceilings_on_one_core": pinned,
+        "environment": environment() | {"allocator_variables": allocators},
+    }
 
 
 def start_workers(

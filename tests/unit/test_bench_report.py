@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -143,7 +144,7 @@ def test_the_runs_hocba_variables_are_recorded_keys_and_addresses_by_name(
 def test_the_machine_was_busy_and_stolen_as_its_ticks_say_between_first_and_last(
     bench: ModuleType,
 ) -> None:
-    watcher = bench.ResourceWatcher({})
+    watcher = bench.ResourceWatcher({}, {})
     watcher.stop()
     names = ("busy", "steal", "total", "merges", "broker", "bench")
     watcher.cpu = [
@@ -173,13 +174,13 @@ def test_a_process_cpu_time_counts_its_every_thread(bench: ModuleType) -> None:
     spin.start()
     spin.join()
     assert bench._process_ticks(os.getpid()) - before >= 20
-    assert bench._process_ticks(2**22 + 1) == 0  # above the kernel's largest process id
+    assert bench._process_ticks(2**22 + 1) is None  # above the kernel's largest process id
 
 
 def test_a_threads_time_counts_as_merging_while_clickhouse_names_it_so(
     bench: ModuleType,
 ) -> None:
-    watcher = bench.ResourceWatcher({})
+    watcher = bench.ResourceWatcher({}, {})
     watcher.stop()
     watcher.credit([(1, "ThreadPool", 100), (2, "MergeMutate", 50)])  # first seen: all of it
     watcher.credit([(1, "MergeMutate", 130), (2, "ThreadPool", 80), (3, "MergeMutate", 7)])
@@ -230,3 +231,16 @@ def test_ceilings_are_timed_with_every_thread_on_one_cpu_and_freed_after(
     assert cpu is not None
     assert seen == {"main": {cpu}, "earlier": {cpu}, "later": {cpu}}
     assert os.sched_getaffinity(0) == allowed
+
+
+def test_a_workers_allocator_settings_are_read_from_what_it_started_with(
+    bench: ModuleType,
+) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "JE_MALLOC_CONF": "dirty_decay_ms:0", "X": "y"}
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"], env=env)
+    try:
+        assert bench.allocator_variables(child.pid) == {"JE_MALLOC_CONF": "dirty_decay_ms:0"}
+    finally:
+        child.kill()
+        child.wait()
+    assert bench.allocator_variables(child.pid) == {}  # ended
