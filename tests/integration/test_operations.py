@@ -10,12 +10,15 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hocba.kafka.broker import EmbeddedBroker, free_port
+from hocba.kafka.fetch_reader import TolerantMemoryRecords
 from hocba.kafka.producer import Outgoing
+from hocba.kafka.read import read_topic
 from hocba.runner import settings_env, spawn_worker, stop_worker, wait_drained
 from hocba.scenario import (
     Scenario,
@@ -241,3 +244,40 @@ def test_publish_refuses_a_topic_that_does_not_exist(
     assert f"topic hocba.submision does not exist on {broker.bootstrap}: check --topic" in (
         done.stderr
     )
+
+
+def _codecs_stored(bootstrap: str, topic: str, monkeypatch: pytest.MonkeyPatch) -> set[int]:
+    """The codec of each batch the broker keeps on `topic` (0: none, 4: zstd), as the
+    consumer's reader meets them."""
+    codecs: set[int] = set()
+    next_batch = TolerantMemoryRecords.next_batch
+
+    def noting(self: TolerantMemoryRecords) -> Any:
+        batch = next_batch(self)
+        if batch is not None:
+            codecs.add(batch.compression_type)
+        return batch
+
+    monkeypatch.setattr(TolerantMemoryRecords, "next_batch", noting)
+    assert asyncio.run(read_topic(bootstrap, topic))
+    return codecs
+
+
+@pytest.mark.parametrize(("flag", "codec"), [((), 4), (("--compression", "none"), 0)])
+def test_publish_compresses_with_zstd_unless_told_otherwise(
+    broker: EmbeddedBroker,
+    scenario: Scenario,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flag: tuple[str, ...],
+    codec: int,
+) -> None:
+    code, path = next(iter(write_records_by_department(scenario, tmp_path / "records").items()))
+    leaf = scenario.trust_dir / "leaves" / code
+    keys = ["--key", f"{leaf}.key.pem", "--chain", f"{leaf}.chain.pem", "--sender", code]
+    settings = isolated_settings(tmp_path)
+    asyncio.run(publish(broker.bootstrap, settings, []))  # the topics
+    env = settings_env(settings, broker.bootstrap)
+    done = hocba("publish", str(path), *keys, *flag, env=env)
+    assert done.returncode == 0, done.stderr
+    assert _codecs_stored(broker.bootstrap, settings.submissions_topic, monkeypatch) == {codec}

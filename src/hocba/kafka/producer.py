@@ -56,10 +56,12 @@ async def send_all(producer: AIOKafkaProducer, topic: str, messages: Iterable[Ou
     return len(futures)
 
 
-async def publish_all(bootstrap: str, topic: str, messages: Iterable[Outgoing]) -> int:
+async def publish_all(
+    bootstrap: str, topic: str, messages: Iterable[Outgoing], compression: str | None = None
+) -> int:
     """Send every message on a producer of its own and wait for each delivery.
 
     The producer takes messages as it has room for them, so a generator (`hocba publish`
     signs as it reads) is held only as far as the messages in flight."""
-    async with bulk_producer(bootstrap) as producer:
+    async with bulk_producer(bootstrap, compression) as producer:
         return await send_all(producer, topic, messages)
