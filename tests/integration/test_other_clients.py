@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from hocba.kafka.broker import EmbeddedBroker
 from hocba.kafka.clients import tool_consumer
 from hocba.kafka.lag import true_end_offsets
-from hocba.kafka.producer import Outgoing, bulk_producer, send_all
+from hocba.kafka.producer import Codec, Outgoing, bulk_producer, send_all
 from hocba.scenario import Scenario, build_scenario, signed_messages
 from hocba.settings import Settings
 from tests.conftest import isolated_settings
@@ -64,7 +64,7 @@ def test_messages_compressed_with_each_kafka_codec_land(
     async def publish_compressed() -> None:
         await create_topics(broker.bootstrap, settings)
         for codec, message in zip(itertools.cycle(CODECS), messages):
-            async with bulk_producer(broker.bootstrap, codec) as producer:
+            async with bulk_producer(broker.bootstrap, Codec(codec)) as producer:
                 await send_all(producer, settings.submissions_topic, [message])
 
     asyncio.run(publish_compressed())
@@ -198,10 +198,10 @@ def test_the_end_of_a_partition_whose_last_batch_is_a_transaction_marker_is_read
         fetches = 0
         getmany = consumer.getmany
 
-        async def counted(*partitions: TopicPartition, timeout_ms: int) -> Any:
+        async def counted(*partitions: TopicPartition, **limits: int) -> Any:
             nonlocal fetches
             fetches += 1
-            return await getmany(*partitions, timeout_ms=timeout_ms)
+            return await getmany(*partitions, **limits)
 
         consumer.getmany = counted  # type: ignore[method-assign]
         try:
@@ -211,4 +211,4 @@ def test_the_end_of_a_partition_whose_last_batch_is_a_transaction_marker_is_read
 
     ends, fetches = asyncio.run(ends_and_fetches())
     assert ends == {TopicPartition(topic, 0): 4}  # three records, then the marker
-    assert fetches < 20
+    assert fetches <= 2  # the marker is read past at the first, which may come back empty

@@ -7,6 +7,7 @@ has landed (or dead-lettered) everything: committed == end on every partition.
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +92,8 @@ async def true_end_offsets(
     for _ in range(20):
         if not pending:
             break
-        await consumer.getmany(*pending, timeout_ms=250)
+        # every record fetched (no `max_poll_records` cut): the position is then past the batch
+        await consumer.getmany(*pending, timeout_ms=250, max_records=sys.maxsize)
         for tp in list(pending):
             position = await consumer.position(tp)
             if position >= reported[tp]:

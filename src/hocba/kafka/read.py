@@ -67,7 +67,8 @@ async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
                                 tuple(r.headers or ()),
                             )
                         )
-                if records and records[-1].offset + 1 >= ends[tp]:
+            for tp in list(pending):  # read to its end: a marker at the end is never returned
+                if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
         return out
     finally:
