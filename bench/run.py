@@ -41,7 +41,7 @@ import ceilings
 from hocba.cli.progress import landing_progress
 from hocba.domain.messages import Submission
 from hocba.kafka.broker import embedded_broker, free_port
-from hocba.kafka.producer import Outgoing, bulk_producer, send_all
+from hocba.kafka.producer import Codec, Outgoing, bulk_producer, send_all
 from hocba.kafka.topics import ensure_topics
 from hocba.pipeline.codec import SUBMISSION, decode, encode, load_registry
 from hocba.pipeline.verify import Verifier
@@ -122,8 +122,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--compression",
-        choices=("gzip", "snappy", "lz4", "zstd"),
-        default=None,
+        type=Codec,
+        choices=list(Codec),
+        default=Codec.none,
         help="publish with this Kafka codec, as vendors may (default: none)",
     )
     parser.add_argument(
@@ -230,17 +231,21 @@ class ResourceWatcher:
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            for name, pid in self.workers.items():
-                family = _with_children(pid)
-                total = sum(_status_kb(p) for p in family)
-                self.peak_kb[name] = max(self.peak_kb[name], total)
-                self.credit(thread for p in family for thread in _thread_ticks(p))
-            busy, steal, total = _cpu_ticks()
-            ticks = {"busy": busy, "steal": steal, "total": total, "merges": self.merge_ticks}
-            for name, pid in self.processes.items():  # one that ended keeps its last count
-                self._process_seen[name] = _process_ticks(pid) or self._process_seen[name]
-            ticks |= self._process_seen
-            self.cpu.append((time.time(), ticks))
+            self.sample()
+
+    def sample(self) -> None:
+        for name, pid in self.workers.items():
+            family = _with_children(pid)
+            total = sum(_status_kb(p) for p in family)
+            self.peak_kb[name] = max(self.peak_kb[name], total)
+            self.credit(thread for p in family for thread in _thread_ticks(p))
+        busy, steal, total = _cpu_ticks()
+        ticks = {"busy": busy, "steal": steal, "total": total, "merges": self.merge_ticks}
+        for name, pid in self.processes.items():
+            counted = _process_ticks(pid)
+            if counted is not None:  # one that ended keeps its last count
+                self._process_seen[name] = counted
+        self.cpu.append((time.time(), ticks | self._process_seen))
 
     def credit(self, threads: Iterable[tuple[int, str, int]]) -> None:
         """A thread's CPU time since the last sample counts as merging if the thread is one
@@ -317,7 +322,7 @@ async def publish(
     messages: list[Outgoing],
     rate: float,
     per_message: float,
-    compression: str | None,
+    compression: Codec,
 ) -> None:
     """All at once (`rate` 0), or paced at `rate` records/s given `per_message` records
     per message on average (class-sized messages hold fewer than --batch-records)."""
@@ -498,8 +503,9 @@ ALLOCATOR_VARIABLES = ("JE_MALLOC_CONF", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESH
 
 def allocator_variables(pid: int) -> dict[str, str]:
     """The allocator settings (chDB's jemalloc, glibc's malloc) process `pid` started with:
-    they change its speed and peak, and the workers get defaults of their own
-    (`runner.worker_env`, `store.chdb_store`) unless the environment sets them."""
+    they change its speed and peak. A worker's own default, set once it runs
+    (`store.chdb_store`), shows here only because the bench, which opened the store first,
+    passed it on."""
     try:
         entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
@@ -695,7 +701,7 @@ def report(
         "batch_records": args.batch_records,
         "records_per_message": round(figures["landed"] / max(1, figures["landed_messages"]), 1),
         "algorithms": list(args.algorithms),
-        "compression": args.compression or "none",
+        "compression": args.compression.value,
         "rate": args.rate,
         "preload": args.preload,
         "landed": figures["landed"],

@@ -244,3 +244,17 @@ def test_a_workers_allocator_settings_are_read_from_what_it_started_with(
         child.kill()
         child.wait()
     assert bench.allocator_variables(child.pid) == {}  # ended
+
+
+def test_a_process_that_ended_keeps_its_last_cpu_count(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its share would otherwise go negative: its count would fall back to nothing."""
+    counts = iter([50, None])
+    monkeypatch.setattr(bench, "_process_ticks", lambda pid: next(counts))
+    watcher = bench.ResourceWatcher({}, {"broker": 1})
+    watcher.stop()
+    watcher.cpu.clear()
+    watcher.sample()
+    watcher.sample()
+    assert [ticks["broker"] for _, ticks in watcher.cpu] == [50, 50]

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 from collections.abc import Iterator
-from enum import StrEnum
 from pathlib import Path
 
 import rich.progress
@@ -17,7 +16,7 @@ from rich.progress import Progress
 from hocba.cli.errors import UserError, friendly, missing_topic
 from hocba.cli.runtime import load_settings
 from hocba.kafka.lag import topic_exists
-from hocba.kafka.producer import Outgoing, publish_all
+from hocba.kafka.producer import Codec, Outgoing, publish_all
 from hocba.pipeline.codec import load_registry
 from hocba.publishing import batches, sign_batch
 from hocba.records_file import BadLine, index_records, records_by_class
@@ -26,16 +25,6 @@ from hocba.trust.signing import load_signer
 # An envelope beside its records and chain: ids, times, the payload's header and the
 # signature (512 bytes for RSA-4096), rounded up.
 ENVELOPE_BYTES = 1024
-
-
-class Codec(StrEnum):
-    """Kafka's codecs, as a producer's `compression.type` names them."""
-
-    zstd = "zstd"
-    lz4 = "lz4"
-    gzip = "gzip"
-    snappy = "snappy"
-    none = "none"
 
 
 @friendly
@@ -121,8 +110,7 @@ def publish(
                 bar.advance(signing, len(chunk))
                 yield Outgoing(sid.encode(), value)
 
-        codec = None if compression is Codec.none else compression.value
-        asyncio.run(publish_all(settings.kafka_bootstrap, destination, signed(), codec))
+        asyncio.run(publish_all(settings.kafka_bootstrap, destination, signed(), compression))
     if as_json:
         sent = {"topic": destination, "records": index.records}
         typer.echo(json.dumps(sent | {"submission_ids": submission_ids}))

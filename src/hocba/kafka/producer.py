@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 
 from aiokafka import AIOKafkaProducer
 
@@ -26,18 +27,28 @@ class Outgoing:
 MAX_REQUEST_BYTES = 8_388_608
 
 
+class Codec(StrEnum):
+    """Kafka's codecs, as a producer's `compression.type` names them."""
+
+    zstd = "zstd"
+    lz4 = "lz4"
+    gzip = "gzip"
+    snappy = "snappy"
+    none = "none"
+
+
 @asynccontextmanager
 async def bulk_producer(
-    bootstrap: str, compression: str | None = None
+    bootstrap: str, compression: Codec = Codec.none
 ) -> AsyncIterator[AIOKafkaProducer]:
-    """`compression`: a Kafka codec (gzip, snappy, lz4, zstd), as a vendor may choose."""
+    """`compression`: how the broker stores and moves the batches, as a vendor may choose."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         max_batch_size=1_048_576,
         linger_ms=5,
         max_request_size=MAX_REQUEST_BYTES,
         acks="all",
-        compression_type=compression,
+        compression_type=None if compression is Codec.none else compression.value,
     )
     try:
         await producer.start()  # inside: a broker that cannot be reached still gets a stop()
@@ -57,7 +68,7 @@ async def send_all(producer: AIOKafkaProducer, topic: str, messages: Iterable[Ou
 
 
 async def publish_all(
-    bootstrap: str, topic: str, messages: Iterable[Outgoing], compression: str | None = None
+    bootstrap: str, topic: str, messages: Iterable[Outgoing], compression: Codec = Codec.none
 ) -> int:
     """Send every message on a producer of its own and wait for each delivery.
 
