@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -115,6 +116,14 @@ def run_workers(
     return Run(settings, asyncio.run(read_topic(bootstrap, settings.dlq_topic)), code)
 
 
+def wait_for_line(log: Path, text: str, timeout_s: float = 20) -> None:
+    """Block until `text` is in a worker's `log`."""
+    deadline = time.monotonic() + timeout_s
+    while text not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"{text!r} never appeared in {log}"
+        time.sleep(0.1)
+
+
 def query(settings: Settings, sql: str) -> list[dict[str, object]]:
     with opened_store(settings) as store:
         return store.query(sql.replace("{db}", settings.database))
@@ -146,6 +155,7 @@ __all__ = [
     "replace",
     "rows_landed_again",
     "run_pipeline",
+    "wait_for_line",
 ]
 
 

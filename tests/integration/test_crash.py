@@ -8,7 +8,7 @@ tested), then runs until drained; in the hand-off layout the verifier is killed 
 hands off and the lander twice while it lands. At-least-once delivery plus idempotent
 landing must give: one row per record key, the latest revision for every corrected record,
 and an audit row for every published offset whose figures add up. A verifier that joins
-while another has batches in flight takes partitions from it mid-batch.
+while another has a batch in flight takes partitions from it once that batch is done.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from tests.integration.harness import (
     publish,
     query,
     rows_landed_again,
+    wait_for_line,
 )
 
 pytestmark = pytest.mark.integration
@@ -206,21 +207,23 @@ def test_sigkill_at_random_points_counts_every_record_once(
     settings, work = published(broker, scenario, tmp_path, rng, cpu_processes=1)
     bootstrap, log = broker.bootstrap, tmp_path / "worker.log"
 
-    for life in range(1, KILLS + 1):
-        worker, port = spawn(settings, bootstrap, log)
-        wait_until_ready(log, life, worker)
-        wait_until_handled(port, worker)
-        time.sleep(rng.uniform(0.0, 0.5))  # a random point while it lands
-        assert worker.poll() is None, f"worker died on its own, see {log}"
-        children = child_pids(worker.pid)
-        assert children, "the worker should have started its CPU child"
-        kill(worker, log)
-        assert_exit_soon(children)
-    worker, _ = spawn(settings, bootstrap, log)
+    workers: dict[str, subprocess.Popen[bytes]] = {}  # the one alive, stopped at the end
     try:
-        wait_drained(settings, bootstrap, worker, timeout_s=120)
+        for life in range(1, KILLS + 1):
+            workers["worker"], port = spawn(settings, bootstrap, log)
+            wait_until_ready(log, life, workers["worker"])
+            wait_until_handled(port, workers["worker"])
+            time.sleep(rng.uniform(0.0, 0.5))  # a random point while it lands
+            assert workers["worker"].poll() is None, f"worker died on its own, see {log}"
+            children = child_pids(workers["worker"].pid)
+            assert children, "the worker should have started its CPU child"
+            kill(workers.pop("worker"), log)
+            assert_exit_soon(children)
+        workers["worker"], _ = spawn(settings, bootstrap, log)
+        wait_drained(settings, bootstrap, workers["worker"], timeout_s=120)
     finally:
-        assert stop_worker(worker) == 0
+        exit_codes = {role: stop_worker(worker) for role, worker in workers.items()}
+    assert exit_codes == {"worker": 0}
     assert landed_twice(settings), "no kill hit landed-but-uncommitted work"
     assert_counted_once(settings, bootstrap, work)
 
@@ -260,33 +263,41 @@ def test_sigkill_of_the_verifier_and_the_lander_counts_every_record_once(
     assert_counted_once(settings, bootstrap, work)
 
 
-def test_a_verifier_joining_while_batches_are_in_flight_counts_every_record_once(
+# aiokafka's line as a member gives up the partitions it held (the first join gives up none)
+GIVING_UP_PARTITIONS = "Revoking previously assigned partitions frozenset("
+
+
+def test_a_verifier_joining_while_a_batch_is_in_flight_counts_every_record_once(
     broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
 ) -> None:
-    """The partitions the second verifier takes are revoked from the first mid-topic, with
-    batches of them prepared, handed off in part, not yet committed: the second verifies
-    and hands off again what the first had not committed."""
+    """The first verifier holds its third batch (the test's injection) until the second's
+    join has made it give up its partitions. Faust then waits for the events taken to be
+    acked, so the first finishes that batch and commits before the second reads on from
+    its commit: nothing handed off twice or skipped."""
     settings, work = published(
         broker, scenario, tmp_path, random.Random(SEED + 2), batch_max_messages=5
     )
-    bootstrap = broker.bootstrap
-    # ~200 batches of 0.05 s more each: ~10 s for one verifier, long enough for a second
-    # to start and join while the first is busy
-    slow = {"PYTHONPATH": str(INJECT), "HOCBA_TEST_BATCH_DELAY_S": "0.05"}
+    bootstrap, release = broker.bootstrap, tmp_path / "release"
+    hold = {
+        "PYTHONPATH": str(INJECT),
+        "HOCBA_TEST_HOLD_BATCH": "3",
+        "HOCBA_TEST_HOLD_UNTIL": str(release),
+    }
+    first_log, second_log = tmp_path / "verify0.log", tmp_path / "verify1.log"
     workers: dict[str, subprocess.Popen[bytes]] = {}
     try:
         workers["lander"], _ = spawn(settings, bootstrap, tmp_path / "lander.log", "land")
-        log = tmp_path / "verify0.log"
-        workers["first"], first_port = spawn(settings, bootstrap, log, "verify", slow)
-        wait_until_handled(first_port, workers["first"], PREPARED_A_BATCH)
-        log = tmp_path / "verify1.log"
-        workers["second"], second_port = spawn(settings, bootstrap, log, "verify", slow)
+        workers["first"], _ = spawn(settings, bootstrap, first_log, "verify", hold)
+        wait_for_line(first_log, "the test holds batch 3", timeout_s=60)
+        workers["second"], second_port = spawn(settings, bootstrap, second_log, "verify")
+        wait_for_line(first_log, GIVING_UP_PARTITIONS, timeout_s=60)
+        release.touch()
         wait_drained(settings, bootstrap, list(workers.values()), handoff=True, timeout_s=180)
         took_part = handled(second_port, PREPARED_A_BATCH)
     finally:
         exit_codes = {role: stop_worker(worker) for role, worker in workers.items()}
     assert exit_codes == {"lander": 0, "first": 0, "second": 0}
-    assert took_part, "the second verifier joined once the first had verified everything"
+    assert took_part, "the second verifier was given no partition with work left"
     assert_counted_once(settings, bootstrap, work)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from hocba.runner import settings_env, spawn_worker, stop_worker, wait_drained
 from hocba.scenario import Scenario, build_scenario, department_code, signed_messages
 from hocba.settings import Settings
 from tests.conftest import isolated_settings
-from tests.integration.harness import load_reference, publish, query
+from tests.integration.harness import load_reference, publish, query, wait_for_line
 
 pytestmark = pytest.mark.integration
 REASON = "enrich.unknown_school"
@@ -44,13 +43,6 @@ def cli(settings: Settings, bootstrap: str, *args: str) -> dict[str, Any]:
 
 def dead_letters(settings: Settings, bootstrap: str) -> list[TopicRecord]:
     return asyncio.run(read_topic(bootstrap, settings.dlq_topic))
-
-
-def wait_for_line(log: Path, text: str, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while text not in log.read_text(errors="replace"):
-        assert time.monotonic() < deadline, f"{text!r} never appeared in {log}"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
