@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from hocba.kafka.broker import EmbeddedBroker
 from hocba.kafka.clients import tool_consumer
-from hocba.kafka.lag import true_end_offsets
+from hocba.kafka.lag import partition_lags, true_end_offsets
 from hocba.kafka.producer import Codec, Outgoing, bulk_producer, send_all
 from hocba.scenario import Scenario, build_scenario, signed_messages
 from hocba.settings import Settings
@@ -212,3 +212,30 @@ def test_the_end_of_a_partition_whose_last_batch_is_a_transaction_marker_is_read
     ends, fetches = asyncio.run(ends_and_fetches())
     assert ends == {TopicPartition(topic, 0): 4}  # three records, then the marker
     assert fetches <= 2  # the marker is read past at the first, which may come back empty
+
+
+def test_a_partition_that_ends_in_a_transaction_marker_is_drained_at_the_last_message(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """The worker commits the offset after the last message it was given, one short of an
+    end that a transaction's marker takes: its lag must still come to 0, or every wait for
+    the worker to drain (the demo's, the bench's, an operator's probe) waits for ever."""
+    scenario, settings, messages = _ready(tmp_path)
+    data = [batch_with_raw_names([(m.key or b"", m.value, [])]) for m in messages]
+
+    async def publish() -> None:
+        await create_topics(broker.bootstrap, settings)
+        marker = transaction_marker(commit=True)
+        await _send_as_is(broker.bootstrap, settings.submissions_topic, [*data, marker])
+
+    asyncio.run(publish())
+    run = run_workers(settings, broker.bootstrap, tmp_path / "worker.log", timeout_s=60)
+    assert run.worker_exit_code == 0
+    assert query(settings, LANDED) == [{"n": len(scenario.records)}]
+    lags = asyncio.run(
+        partition_lags(broker.bootstrap, settings.consumer_group, settings.submissions_topic)
+    )
+    [ended_in_a_marker] = [p for p in lags if p.partition == 0]
+    end = len(messages) + 1
+    assert (ended_in_a_marker.committed, ended_in_a_marker.end) == (end - 1, end)
+    assert (ended_in_a_marker.markers, ended_in_a_marker.lag) == (1, 0)
