@@ -142,11 +142,13 @@ def _render(reports: list[GroupReport]) -> Group:
 
 
 def _render_report(report: GroupReport) -> list[Table | Text]:
-    table = Table("partition", "committed", "end", "lag", title=f"{report.group} on {report.topic}")
+    title = f"{report.group} on {report.topic}"
+    # markers: offsets after the commit that hold no message (transactions'), not lag
+    table = Table("partition", "committed", "end", "markers", "lag", title=title)
     for p in report.partitions:
-        table.add_row(str(p.partition), str(p.committed), str(p.end), str(p.lag))
+        table.add_row(str(p.partition), str(p.committed), str(p.end), str(p.markers), str(p.lag))
     total_end = sum(p.end for p in report.partitions)
-    table.add_row("total", "", str(total_end), str(report.lag), style="bold")
+    table.add_row("total", "", str(total_end), "", str(report.lag), style="bold")
     if report.members is None:
         return [table, Text(f"members: {NOT_REPORTED}")]
     if not report.members:

@@ -24,5 +24,20 @@ def tool_consumer(bootstrap: str) -> AIOKafkaConsumer:
     )
 
 
+def committed_reader(bootstrap: str) -> AIOKafkaConsumer:
+    """A consumer that reads what the worker reads (committed records only) a little at a
+    time, and fails rather than jump elsewhere when an offset is gone: for a look at what
+    lies between a group's commit and the end of a partition."""
+    read_any_batch()
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+        isolation_level="read_committed",
+        auto_offset_reset="none",
+        max_partition_fetch_bytes=65_536,  # a larger first batch still comes whole
+    )
+
+
 def tool_admin(bootstrap: str) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)

@@ -16,11 +16,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 
-from hocba.kafka.clients import tool_admin, tool_consumer
+from hocba.kafka.clients import committed_reader, tool_admin, tool_consumer
 
 # A lag this small is looked at for offsets that hold no message (`markers_only`); a larger
-# one is counted from the offsets alone.
-MARKERS_LOOKED_FOR = 16
+# one is counted from the offsets alone. Up to it, a look fetches at most a batch.
+MARKERS_LOOKED_FOR = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +29,24 @@ class PartitionLag:
     partition: int
     committed: int  # -1 when the group never committed on this partition
     end: int
-    # offsets between the commit and the end that hold no message: transactions' markers
+    # offsets between the commit and the end that hold no message the worker reads: the
+    # markers and aborted records of transactions (`markers_only`)
     markers: int = 0
 
     @property
     def lag(self) -> int:
-        return self.end - max(self.committed, 0) - self.markers
+        # the end is read first: a commit made since may be past it
+        return max(0, self.end - max(self.committed, 0) - self.markers)
 
 
 async def partition_lags(bootstrap: str, group: str, topic: str) -> list[PartitionLag]:
     admin = tool_admin(bootstrap)
     consumer = tool_consumer(bootstrap)
+    reader = committed_reader(bootstrap)
     try:
         await admin.start()
         await consumer.start()
+        await reader.start()
         tps = await topic_partitions(consumer, topic)
         ends = await true_end_offsets(consumer, tps)
         offsets = await admin.list_consumer_group_offsets(group, partitions=tps) if tps else {}
@@ -52,7 +56,7 @@ async def partition_lags(bootstrap: str, group: str, topic: str) -> list[Partiti
             for tp in tps
             if 0 < ends[tp] - max(committed[tp], 0) <= MARKERS_LOOKED_FOR
         }
-        settled = await markers_only(consumer, small, ends)
+        settled = await markers_only(reader, small, ends)
         return [
             PartitionLag(
                 topic,
@@ -64,33 +68,39 @@ async def partition_lags(bootstrap: str, group: str, topic: str) -> list[Partiti
             for tp in tps
         ]
     finally:
+        await reader.stop()
         await consumer.stop()
         await admin.close()
 
 
 async def markers_only(
-    consumer: AIOKafkaConsumer, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
+    reader: AIOKafkaConsumer, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
 ) -> set[TopicPartition]:
-    """The partitions whose offsets from `starts` to `ends` hold no message.
+    """The partitions whose offsets from `starts` to `ends` hold no message the worker reads,
+    all or none of them, as `reader` (`committed_reader`) finds them.
 
     Every transaction ends in a marker that takes an offset and is never given to a consumer,
-    and Faust commits the offset after the last message it was given: after a vendor's
-    transaction the group stays one offset or more behind the end until a message follows.
-    Those offsets are nothing left to land."""
+    an aborted one's records are skipped too, and Faust commits the offset after the last
+    message it was given: after a vendor's transaction the group stays behind the end until
+    a message follows. Those offsets are nothing left to land. An offset already gone (the
+    fetch fails) or an open transaction (the fetch stops short) settles nothing."""
     if not starts:
         return set()
-    consumer.assign(list(starts))
+    reader.assign(list(starts))
     for tp, start in starts.items():
-        consumer.seek(tp, start)
+        reader.seek(tp, start)
     settled: set[TopicPartition] = set()
     pending = set(starts)
-    for _ in range(4):
+    for _ in range(20):
         if not pending:
             break
-        fetched = await consumer.getmany(*pending, timeout_ms=250, max_records=1)
+        try:
+            fetched = await reader.getmany(*pending, timeout_ms=50)
+        except KafkaError:
+            break
         pending -= {tp for tp, records in fetched.items() if records}  # a message is left
         for tp in list(pending):
-            if await consumer.position(tp) >= ends[tp]:
+            if await reader.position(tp) >= ends[tp]:
                 settled.add(tp)
                 pending.discard(tp)
     return settled
