@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -42,67 +43,71 @@ class PartitionLag:
 async def partition_lags(bootstrap: str, group: str, topic: str) -> list[PartitionLag]:
     admin = tool_admin(bootstrap)
     consumer = tool_consumer(bootstrap)
-    reader = committed_reader(bootstrap)
     try:
         await admin.start()
         await consumer.start()
-        await reader.start()
         tps = await topic_partitions(consumer, topic)
         ends = await true_end_offsets(consumer, tps)
-        offsets = await admin.list_consumer_group_offsets(group, partitions=tps) if tps else {}
-        committed = {tp: offsets[tp].offset if offsets.get(tp) else -1 for tp in tps}
-        small = {
-            tp: max(committed[tp], 0)
-            for tp in tps
-            if 0 < ends[tp] - max(committed[tp], 0) <= MARKERS_LOOKED_FOR
-        }
-        settled = await markers_only(reader, small, ends)
-        return [
+        committed = await admin.list_consumer_group_offsets(group, partitions=tps) if tps else {}
+        lags = [
             PartitionLag(
                 topic,
                 tp.partition,
-                committed[tp],
+                committed[tp].offset if committed.get(tp) else -1,
                 ends[tp],
-                ends[tp] - small[tp] if tp in settled else 0,
             )
             for tp in tps
         ]
     finally:
-        await reader.stop()
         await consumer.stop()
         await admin.close()
+    looked_at = {
+        TopicPartition(topic, p.partition): range(max(p.committed, 0), p.end)
+        for p in lags
+        if 0 < p.lag <= MARKERS_LOOKED_FOR
+    }
+    settled = await markers_only(bootstrap, looked_at)
+    return [
+        replace(p, markers=p.lag) if TopicPartition(topic, p.partition) in settled else p
+        for p in lags
+    ]
 
 
 async def markers_only(
-    reader: AIOKafkaConsumer, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
+    bootstrap: str, offsets: Mapping[TopicPartition, range]
 ) -> set[TopicPartition]:
-    """The partitions whose offsets from `starts` to `ends` hold no message the worker reads,
-    all or none of them, as `reader` (`committed_reader`) finds them.
+    """The partitions whose `offsets` hold no message the worker reads, all or none of them,
+    as a `committed_reader` finds them.
 
     Every transaction ends in a marker that takes an offset and is never given to a consumer,
     an aborted one's records are skipped too, and Faust commits the offset after the last
     message it was given: after a vendor's transaction the group stays behind the end until
     a message follows. Those offsets are nothing left to land. An offset already gone (the
     fetch fails) or an open transaction (the fetch stops short) settles nothing."""
-    if not starts:
+    if not offsets:
         return set()
-    reader.assign(list(starts))
-    for tp, start in starts.items():
-        reader.seek(tp, start)
+    reader = committed_reader(bootstrap)
     settled: set[TopicPartition] = set()
-    pending = set(starts)
-    for _ in range(20):
-        if not pending:
-            break
-        try:
-            fetched = await reader.getmany(*pending, timeout_ms=50)
-        except KafkaError:
-            break
-        pending -= {tp for tp, records in fetched.items() if records}  # a message is left
-        for tp in list(pending):
-            if await reader.position(tp) >= ends[tp]:
-                settled.add(tp)
-                pending.discard(tp)
+    try:
+        await reader.start()
+        reader.assign(list(offsets))
+        for tp, looked_at in offsets.items():
+            reader.seek(tp, looked_at.start)
+        pending = set(offsets)
+        for _ in range(20):
+            if not pending:
+                break
+            try:
+                fetched = await reader.getmany(*pending, timeout_ms=50)
+            except KafkaError:
+                break
+            pending -= {tp for tp, records in fetched.items() if records}  # a message is left
+            for tp in list(pending):
+                if await reader.position(tp) >= offsets[tp].stop:
+                    settled.add(tp)
+                    pending.discard(tp)
+    finally:
+        await reader.stop()
     return settled
 
 
